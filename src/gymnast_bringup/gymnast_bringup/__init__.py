@@ -1,0 +1,1 @@
+"""Composes the World-Gymnast packages: the `gymnast` CLI, launch files and parameters."""

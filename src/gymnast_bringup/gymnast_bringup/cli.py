@@ -1,0 +1,69 @@
+"""`gymnast`: one entry point, one subcommand per user-facing verb.
+
+Every subcommand takes a dataclass config; values come from the defaults, then an optional
+YAML file (`--config_path file.yaml`), then dotted command-line flags (`--reality.image_size 128`).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import draccus
+from draccus.utils import DecodingError
+
+from gymnast_bringup import commands
+from gymnast_core.collect import CollectConfig
+from gymnast_core.collect import main as collect_main
+from gymnast_core.dataset import DatasetError
+
+
+@dataclass(frozen=True)
+class Command:
+    config: type
+    run: Callable[[Any], None]
+    help: str
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command(commands.RunConfig, commands.run, "Run the main job end to end on the embedded default."),
+    "collect": Command(CollectConfig, collect_main, "Collect expert demos and play data in the Meta-World reality."),
+    "dataset-info": Command(commands.DatasetInfoConfig, commands.dataset_info, "Summarise a dataset."),
+    "import-lerobot": Command(commands.ImportLeRobotConfig, commands.import_lerobot, "Import a LeRobot v3 dataset."),
+    "make-tasks": Command(commands.MakeTasksConfig, commands.make_tasks, "Write task folders from held-out initial states."),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: gymnast <command> [--config_path FILE.yaml] [--field value ...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {cmd.help}" for name, cmd in COMMANDS.items()]
+    lines += ["", "`gymnast <command> --help` lists every option of a command with its default."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"gymnast: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    command = COMMANDS[name]
+    try:
+        config = draccus.parse(command.config, args=rest, prog=f"gymnast {name}")
+    except DecodingError as exc:
+        print(f"gymnast {name}: bad config: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    try:
+        command.run(config)
+    except (DatasetError, FileNotFoundError) as exc:
+        print(f"gymnast {name}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from exc
+
+
+if __name__ == "__main__":
+    main()

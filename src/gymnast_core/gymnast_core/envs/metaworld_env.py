@@ -1,0 +1,252 @@
+"""Meta-World (MuJoCo) tasks as the evaluation "reality", and a shifted "software simulator".
+
+Reality: Meta-World's goal-observable v3 tasks seen from one fixed third-person camera,
+rendered upright at `image_size` pixels, stepped with an action repeat so one policy step
+moves the arm visibly (3 env steps; 40 policy steps fit every default task's expert).
+Success is the environment's own flag, latched once reached (AutoEval's role).
+
+Software simulator (`ShiftConfig`): the same tasks with a systematic shift, as a hand-built
+simulator differs from the real scene:
+  look      every colour multiplied by `tint`, lights scaled by `light_scale`,
+            the camera turned by `camera_azimuth_offset` / `camera_elevation_offset` degrees
+            and moved by `camera_distance_scale`;
+  dynamics  friction x `friction_scale`, every body's mass x `mass_scale`,
+            hand displacement per action x `action_gain`, gripper gain x `gripper_gain`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from gymnast_core.action_spec import ActionSpec
+from gymnast_core.task import Task
+
+DEFAULT_TASKS = ("reach-v3", "push-v3", "drawer-open-v3", "button-press-v3")
+
+INSTRUCTIONS = {
+    "reach-v3": "move the gripper to the goal marker",
+    "push-v3": "push the puck to the goal marker",
+    "pick-place-v3": "pick up the puck and place it at the goal marker",
+    "drawer-open-v3": "open the drawer",
+    "drawer-close-v3": "close the drawer",
+    "button-press-v3": "press the button",
+    "button-press-topdown-v3": "press the button down from above",
+    "door-open-v3": "open the door",
+    "window-open-v3": "slide the window open",
+    "window-close-v3": "slide the window closed",
+}
+
+# Meta-World: hand xyz deltas and a gripper effort (-1 opens, +1 closes), all in [-1, 1].
+METAWORLD_ACTION_SPEC = ActionSpec(
+    names=("dx", "dy", "dz", "gripper"),
+    low=(-1.0, -1.0, -1.0, -1.0),
+    high=(1.0, 1.0, 1.0, 1.0),
+    gripper_index=3,
+    gripper_open=-1.0,
+    gripper_closed=1.0,
+    control_hz=5.0,
+)
+
+# Seeds of training and evaluation initial states never overlap.
+EVAL_SEED_OFFSET = 1_000_000
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    # A free camera close to the workspace: at 64 px the puck and goal are several pixels wide.
+    lookat: tuple[float, float, float] = (0.0, 0.65, 0.05)
+    azimuth: float = 145.0
+    elevation: float = -30.0
+    distance: float = 1.05
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    """The 'software simulator' shift. Identity values (1.0 / 0.0) reproduce reality."""
+
+    tint: tuple[float, float, float] = (1.25, 0.9, 0.75)
+    light_scale: float = 0.6
+    camera_azimuth_offset: float = 8.0
+    camera_elevation_offset: float = 5.0
+    camera_distance_scale: float = 1.08
+    friction_scale: float = 0.5
+    mass_scale: float = 2.0
+    action_gain: float = 0.8
+    gripper_gain: float = 0.7
+
+
+@dataclass(frozen=True)
+class RealityConfig:
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    # Rendered frame size in pixels (64, 128 or 256).
+    image_size: int = 64
+    # Env steps per policy step.
+    action_repeat: int = 3
+    # Policy steps per episode.
+    max_steps: int = 40
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    # None = the unshifted reality; set = the shifted software simulator.
+    shift: ShiftConfig | None = None
+
+
+def instruction_for(task_name: str) -> str:
+    if task_name not in INSTRUCTIONS:
+        raise ValueError(f"unknown Meta-World task {task_name!r}; known: {', '.join(sorted(INSTRUCTIONS))}")
+    return INSTRUCTIONS[task_name]
+
+
+def initial_states(task_name: str, split: str, count: int, start: int = 0) -> list[Task]:
+    """Tasks for seeded initial states; 'train' and 'eval' seeds are disjoint."""
+    if split not in ("train", "eval"):
+        raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    offset = EVAL_SEED_OFFSET if split == "eval" else 0
+    return [
+        Task(instruction_for(task_name), env_state={"suite": "metaworld", "task": task_name, "seed": offset + i})
+        for i in range(start, start + count)
+    ]
+
+
+def expert_policy(task_name: str):
+    """Meta-World's scripted expert for a task."""
+    import metaworld.policies as policies
+
+    class_name = "Sawyer" + "".join(w.capitalize() for w in task_name.removesuffix("-v3").split("-")) + "V3Policy"
+    if not hasattr(policies, class_name):
+        raise ValueError(f"no scripted expert {class_name} for task {task_name!r}")
+    return getattr(policies, class_name)()
+
+
+class _TaskSim:
+    """One Meta-World env with its renderer and camera; reused across resets."""
+
+    def __init__(self, task_name: str, config: RealityConfig):
+        import mujoco
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+
+        key = f"{task_name}-goal-observable"
+        if key not in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE:
+            raise ValueError(f"unknown Meta-World task {task_name!r}")
+        self.task_name = task_name
+        self.env = ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE[key]()
+        self.env._partially_observable = False
+        self.expert = expert_policy(task_name)
+        model = self.env.model
+        # Shadows, MSAA and reflections off: ~10x faster offscreen rendering.
+        model.light_castshadow[:] = 0
+        model.vis.quality.offsamples = 0
+        model.mat_reflectance[:] = 0
+        self.camera = mujoco.MjvCamera()
+        self.camera.type = mujoco.mjtCamera.mjCAMERA_FREE
+        cam = config.camera
+        self.camera.lookat[:] = cam.lookat
+        self.camera.azimuth, self.camera.elevation, self.camera.distance = cam.azimuth, cam.elevation, cam.distance
+        if config.shift is not None:
+            self._apply_shift(config.shift)
+        self.renderer = mujoco.Renderer(model, config.image_size, config.image_size)
+        self.obs: np.ndarray | None = None
+
+    def _apply_shift(self, shift: ShiftConfig) -> None:
+        model = self.env.model
+        tint = np.asarray(shift.tint)
+        model.geom_rgba[:, :3] = np.clip(model.geom_rgba[:, :3] * tint, 0, 1)
+        model.mat_rgba[:, :3] = np.clip(model.mat_rgba[:, :3] * tint, 0, 1)
+        model.light_diffuse[:] *= shift.light_scale
+        model.light_ambient[:] *= shift.light_scale
+        self.camera.azimuth += shift.camera_azimuth_offset
+        self.camera.elevation += shift.camera_elevation_offset
+        self.camera.distance *= shift.camera_distance_scale
+        model.geom_friction[:, 0] *= shift.friction_scale
+        model.body_mass[:] *= shift.mass_scale
+        self.env.action_scale *= shift.action_gain
+        # Position actuators: force = kp * ctrl - kp * qpos; scale both terms.
+        model.actuator_gainprm[:, 0] *= shift.gripper_gain
+        model.actuator_biasprm[:, 1] *= shift.gripper_gain
+
+    def reset(self, seed: int) -> None:
+        import mujoco
+
+        env = self.env
+        env._freeze_rand_vec = False
+        env.seeded_rand_vec = True
+        env.seed(seed)
+        self.obs, _ = env.reset()
+        # Meta-World moves goal sites after its last forward pass; recompute derived positions
+        # so the first frame depends on the seed only, not on the previous episode.
+        mujoco.mj_forward(env.model, env.data)
+
+    def render(self) -> np.ndarray:
+        self.renderer.update_scene(self.env.data, camera=self.camera)
+        return self.renderer.render().copy()
+
+    def close(self) -> None:
+        self.renderer.close()
+        self.env.close()
+
+
+class MetaWorldEnv:
+    """A `BatchedEnv` over Meta-World tasks. Tasks in one batch may differ."""
+
+    def __init__(self, config: RealityConfig = RealityConfig()):
+        if config.image_size < 16:
+            raise ValueError(f"image_size must be at least 16 pixels, got {config.image_size}")
+        self.config = config
+        self.action_spec = METAWORLD_ACTION_SPEC
+        self.image_size = config.image_size
+        self._sims: dict[str, list[_TaskSim]] = {}
+        self._active: list[_TaskSim] = []
+        self.success = np.zeros(0, dtype=bool)
+        self.rewards = np.zeros(0, dtype=np.float32)
+        self.steps = 0
+
+    def _sim_for(self, task_name: str, slot: int) -> _TaskSim:
+        pool = self._sims.setdefault(task_name, [])
+        while len(pool) <= slot:
+            pool.append(_TaskSim(task_name, self.config))
+        return pool[slot]
+
+    def reset(self, tasks: Sequence[Task]) -> np.ndarray:
+        self._active = []
+        used: dict[str, int] = {}
+        for task in tasks:
+            state = task.env_state
+            if state.get("suite") != "metaworld" or "task" not in state or "seed" not in state:
+                raise ValueError(f"task {task.instruction!r} has no Meta-World env_state (suite, task, seed): {state}")
+            slot = used.get(state["task"], 0)
+            used[state["task"]] = slot + 1
+            sim = self._sim_for(state["task"], slot)
+            sim.reset(int(state["seed"]))
+            self._active.append(sim)
+        self.success = np.zeros(len(tasks), dtype=bool)
+        self.rewards = np.zeros(len(tasks), dtype=np.float32)
+        self.steps = 0
+        return self.render()
+
+    def render(self) -> np.ndarray:
+        return np.stack([sim.render() for sim in self._active])
+
+    def step(self, actions: np.ndarray) -> np.ndarray:
+        actions = self.action_spec.validate(actions)
+        if actions.shape != (len(self._active), self.action_spec.dim):
+            raise ValueError(f"actions: expected shape ({len(self._active)}, {self.action_spec.dim}), got {actions.shape}")
+        actions = self.action_spec.clip(actions)
+        for i, sim in enumerate(self._active):
+            for _ in range(self.config.action_repeat):
+                sim.obs, reward, _, _, info = sim.env.step(actions[i])
+                self.success[i] |= bool(info["success"])
+            self.rewards[i] = float(reward)
+        self.steps += 1
+        return self.render()
+
+    def expert_actions(self) -> np.ndarray:
+        """The scripted expert's action for each rollout's current state."""
+        return np.stack([np.clip(sim.expert.get_action(sim.obs), -1, 1) for sim in self._active]).astype(np.float32)
+
+    def close(self) -> None:
+        for pool in self._sims.values():
+            for sim in pool:
+                sim.close()
+        self._sims.clear()
+        self._active = []

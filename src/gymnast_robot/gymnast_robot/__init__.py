@@ -1,0 +1,1 @@
+"""WidowX driver (interbotix, dynamixel, mock backends), camera, teleop, episode recorder, URDF and RViz config."""

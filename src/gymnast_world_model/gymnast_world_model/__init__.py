@@ -1,0 +1,1 @@
+"""The action-conditioned video world model (the dream): codec, dynamics, training, batched dream env and dream node."""
