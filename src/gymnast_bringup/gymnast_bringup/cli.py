@@ -17,6 +17,8 @@ from gymnast_bringup import commands
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
 from gymnast_core.dataset import DatasetError
+from gymnast_world_model import evaluate as world_model_eval
+from gymnast_world_model import train as world_model_train
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,10 @@ COMMANDS: dict[str, Command] = {
     "dataset-info": Command(commands.DatasetInfoConfig, commands.dataset_info, "Summarise a dataset."),
     "import-lerobot": Command(commands.ImportLeRobotConfig, commands.import_lerobot, "Import a LeRobot v3 dataset."),
     "make-tasks": Command(commands.MakeTasksConfig, commands.make_tasks, "Write task folders from held-out initial states."),
+    "train-world-model": Command(world_model_train.TrainWorldModelConfig, world_model_train.main,
+                                 "Train the action-conditioned video world model (the dream)."),
+    "eval-world-model": Command(world_model_eval.EvalWorldModelConfig, world_model_eval.main,
+                                "Open-loop fidelity (PSNR/SSIM) of a world model vs copy-last-frame and shuffled actions."),
 }
 
 

@@ -1,0 +1,50 @@
+"""Training clips from an episode dataset, held in memory as uint8 arrays."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+from tqdm import tqdm
+
+from gymnast_core.dataset import EpisodeDataset, IndexEntry
+from gymnast_core.video import resize_frames
+
+
+def is_held_out(key: str, fraction: float) -> bool:
+    """A stable split by key, so every command agrees on which episodes are held out."""
+    return (zlib.crc32(key.encode()) % 1000) < fraction * 1000
+
+
+def split_entries(dataset: EpisodeDataset, holdout_fraction: float) -> tuple[list[IndexEntry], list[IndexEntry]]:
+    train = [e for e in dataset.entries if not is_held_out(e.key, holdout_fraction)]
+    held_out = [e for e in dataset.entries if is_held_out(e.key, holdout_fraction)]
+    return train, held_out
+
+
+class ClipSampler:
+    """Random fixed-length clips (frames [L], actions [L-1]) from a set of episodes."""
+
+    def __init__(self, dataset: EpisodeDataset, entries: list[IndexEntry], clip_length: int, image_size: int,
+                 pad_start: bool):
+        if not entries:
+            raise ValueError(f"{dataset.root}: no episodes to sample clips from")
+        episodes = [dataset.load(e) for e in tqdm(entries, desc="load episodes", unit="episode", leave=False)]
+        self.frames = [resize_frames(ep.frames, image_size) for ep in episodes]
+        self.actions = [ep.actions for ep in episodes]
+        self.clip_length, self.pad_start = clip_length, pad_start
+        too_short = [e.key for e, a in zip(entries, self.actions) if len(a) + 1 < clip_length]
+        if too_short:
+            raise ValueError(f"episodes shorter than the clip length {clip_length}: {too_short[:3]}")
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        frames, actions = [], []
+        for i in rng.integers(0, len(self.frames), batch_size):
+            steps = len(self.actions[i])
+            lowest = -(self.clip_length - 2) if self.pad_start else 0
+            start = int(rng.integers(lowest, steps + 2 - self.clip_length))
+            # Indices before 0 repeat the first frame: the state a rollout starts from.
+            index = np.clip(np.arange(start, start + self.clip_length), 0, None)
+            frames.append(self.frames[i][index])
+            actions.append(self.actions[i][index[1:] - 1])
+        return np.stack(frames), np.stack(actions)

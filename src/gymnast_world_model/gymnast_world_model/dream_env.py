@@ -1,0 +1,59 @@
+"""The dream: a `BatchedEnv` whose frames come from the world model.
+
+`reset` takes real frames (any size; resized) and instructions through `Task`s; `step` takes
+a batch of actions in the dataset's ActionSpec. B rollouts share every forward pass.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gymnast_core.task import Task
+from gymnast_core.video import resize_frames
+from gymnast_world_model.world_model import WorldModel
+
+
+class DreamEnv:
+    def __init__(self, model: WorldModel, sampling_steps: int = 4, cfg_scale: float = 1.0, context_window: int = 20,
+                 seed: int = 0):
+        self.model = model.eval()
+        self.action_spec = model.action_spec
+        self.image_size = model.config.image_size
+        self.sampling_steps, self.cfg_scale, self.context_window = sampling_steps, cfg_scale, context_window
+        self.generator = torch.Generator().manual_seed(seed)
+        self._state = None
+        self.instructions: list[str] = []
+
+    def reset(self, tasks: Sequence[Task]) -> np.ndarray:
+        missing = [i for i, t in enumerate(tasks) if t.initial_frame is None]
+        if missing:
+            raise ValueError(f"the dream starts from real frames; tasks {missing} have no initial_frame")
+        frames = np.stack([resize_frames(np.asarray(t.initial_frame, np.uint8), self.image_size) for t in tasks])
+        return self.reset_frames(frames, [t.instruction for t in tasks])
+
+    def reset_frames(self, frames: np.ndarray, instructions: Sequence[str]) -> np.ndarray:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames: expected uint8 [B, H, W, 3], got {frames.dtype} {frames.shape}")
+        if len(instructions) != len(frames):
+            raise ValueError(f"{len(frames)} frames but {len(instructions)} instructions")
+        frames = resize_frames(frames, self.image_size)
+        with torch.no_grad():
+            first = self.model.codec.encode(frames)
+        self._state = self.model.dynamics.start(first, self.context_window, self.generator)
+        self.instructions = list(instructions)
+        return frames
+
+    @torch.no_grad()
+    def step(self, actions: np.ndarray) -> np.ndarray:
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions, np.float32)
+        if actions.shape != (len(self.instructions), self.action_spec.dim):
+            raise ValueError(f"actions: expected shape ({len(self.instructions)}, {self.action_spec.dim}), got {actions.shape}")
+        normalized = self.model.normalize_actions(actions)
+        latent = self.model.dynamics.next_latent(self._state, normalized, self.sampling_steps, self.cfg_scale, self.generator)
+        return self.model.codec.decode(latent).numpy()

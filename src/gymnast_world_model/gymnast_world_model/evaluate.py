@@ -1,0 +1,140 @@
+"""`gymnast eval-world-model`: open-loop fidelity on held-out episodes.
+
+From a real frame, the model predicts k steps ahead from the episode's real actions; PSNR
+and SSIM against the real frames at each k. Two baselines: copying the last real frame, and
+the same model given another episode's actions (the gap says whether actions control the
+dream).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from gymnast_core.atomic import write_json
+from gymnast_core.dataset import EpisodeDataset
+from gymnast_core.video import resize_frames, save_gif
+from gymnast_world_model.data import split_entries
+from gymnast_world_model.dream_env import DreamEnv
+from gymnast_world_model.world_model import load_world_model, read_checkpoint
+
+
+def psnr(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Per-frame PSNR in dB of uint8 [..., H, W, 3] frames."""
+    mse = ((pred.astype(np.float64) - real.astype(np.float64)) ** 2).mean(axis=(-1, -2, -3))
+    return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+
+
+def ssim(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """Per-frame SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5) of uint8 [N, H, W, 3] frames."""
+    x = torch.from_numpy(pred).permute(0, 3, 1, 2).double()
+    y = torch.from_numpy(real).permute(0, 3, 1, 2).double()
+    coords = torch.arange(11, dtype=torch.double) - 5
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    window = (g[:, None] * g[None, :] / g.sum() ** 2).expand(3, 1, 11, 11)
+    blur = lambda z: F.conv2d(z, window, groups=3)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return s.mean(dim=(1, 2, 3)).numpy()
+
+
+@dataclass
+class EvalWorldModelConfig:
+    """Score open-loop predictions of a trained world model on held-out episodes."""
+
+    checkpoint: str = "outputs/default/world_model/checkpoint.pt"
+    # Defaults to the dataset the checkpoint was trained on.
+    dataset: str = ""
+    out: str = "outputs/default/world_model/eval"
+    horizon: int = 20
+    sampling_steps: int = 4
+    cfg_scale: float = 1.0
+    context_window: int = 20
+    # Held-out episodes scored (all if 0).
+    max_episodes: int = 0
+    batch_size: int = 32
+    seed: int = 0
+    threads: int = 2
+
+
+def open_loop(env: DreamEnv, frames0: np.ndarray, actions: np.ndarray, batch_size: int) -> np.ndarray:
+    """Predicted frames [N, k, H, W, 3] for real first frames [N, H, W, 3] and actions [N, k, A]."""
+    out = []
+    for i in range(0, len(frames0), batch_size):
+        env.reset_frames(frames0[i:i + batch_size], ["-"] * len(frames0[i:i + batch_size]))
+        out.append(np.stack([env.step(actions[i:i + batch_size, k]) for k in range(actions.shape[1])], axis=1))
+    return np.concatenate(out)
+
+
+def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
+    torch.set_num_threads(config.threads)
+    state = read_checkpoint(config.checkpoint)
+    model = load_world_model(config.checkpoint)
+    dataset = EpisodeDataset.open(config.dataset or state["dataset"])
+    _, held_out = split_entries(dataset, state["holdout_fraction"])
+    if config.max_episodes:
+        held_out = held_out[: config.max_episodes]
+    if not held_out:
+        raise ValueError(f"{dataset.root}: no held-out episodes")
+    size, k = model.config.image_size, config.horizon
+    episodes = [dataset.load(e) for e in held_out]
+    episodes = [ep for ep in episodes if ep.num_steps >= k]
+    real = np.stack([resize_frames(ep.frames[: k + 1], size) for ep in episodes])
+    actions = np.stack([ep.actions[:k] for ep in episodes])
+    # Shuffled actions: each episode gets another episode's action sequence.
+    shuffled = actions[np.roll(np.arange(len(actions)), 1)]
+    env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
+    started = time.perf_counter()
+    with tqdm(total=2, desc="open-loop rollouts", unit="pass") as progress:
+        dream = open_loop(env, real[:, 0], actions, config.batch_size)
+        progress.update()
+        dream_shuffled = open_loop(env, real[:, 0], shuffled, config.batch_size)
+        progress.update()
+    seconds = time.perf_counter() - started
+    copy = np.repeat(real[:, :1], k, axis=1)
+    target = real[:, 1:]
+    rows = []
+    for step in range(1, k + 1):
+        j = step - 1
+        rows.append({
+            "k": step,
+            "psnr_model": float(psnr(dream[:, j], target[:, j]).mean()),
+            "psnr_copy_last": float(psnr(copy[:, j], target[:, j]).mean()),
+            "psnr_shuffled": float(psnr(dream_shuffled[:, j], target[:, j]).mean()),
+            "ssim_model": float(ssim(dream[:, j], target[:, j]).mean()),
+            "ssim_copy_last": float(ssim(copy[:, j], target[:, j]).mean()),
+            "ssim_shuffled": float(ssim(dream_shuffled[:, j], target[:, j]).mean()),
+        })
+    out = Path(config.out)
+    result = {"episodes": len(episodes), "horizon": k, "sampling_steps": config.sampling_steps,
+              "cfg_scale": config.cfg_scale, "rollout_seconds": seconds, "trained_minutes": state["elapsed"] / 60,
+              "trained_steps": state["step"], "parameters": model.num_parameters(), "per_k": rows}
+    write_json(out / "metrics.json", result)
+    # Real | dream | dream with shuffled actions, for a few episodes.
+    picks = np.linspace(0, len(episodes) - 1, min(4, len(episodes))).astype(int)
+    videos = [np.concatenate([real[picks, 1:], dream[picks], dream_shuffled[picks]], axis=3)[i] for i in range(len(picks))]
+    save_gif(out / "real_vs_dream.gif", [np.concatenate(videos, axis=1)], fps=5, scale=2)
+    return result
+
+
+def format_result(result: dict) -> str:
+    lines = [f"{'k':>3} {'PSNR model':>11} {'copy-last':>10} {'shuffled':>9} {'SSIM model':>11} {'copy-last':>10} {'shuffled':>9}"]
+    for row in result["per_k"]:
+        lines.append(f"{row['k']:>3} {row['psnr_model']:>11.2f} {row['psnr_copy_last']:>10.2f} {row['psnr_shuffled']:>9.2f} "
+                     f"{row['ssim_model']:>11.3f} {row['ssim_copy_last']:>10.3f} {row['ssim_shuffled']:>9.3f}")
+    return "\n".join(lines)
+
+
+def main(config: EvalWorldModelConfig) -> None:
+    result = evaluate_world_model(config)
+    print(format_result(result))
+    print(json.dumps({k: v for k, v in result.items() if k != "per_k"}))

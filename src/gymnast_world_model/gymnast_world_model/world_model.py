@@ -1,0 +1,195 @@
+"""The world model: a frame codec plus a dynamics trunk, named configs, checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import draccus
+import numpy as np
+import torch
+import torch.nn as nn
+
+from gymnast_core.action_spec import ActionSpec
+from gymnast_core.atomic import atomic_open
+from gymnast_world_model.codec import FrameCodec, PixelUnshuffleCodec, SD3VAECodec
+from gymnast_world_model.dynamics import ConvUNetDynamics, Dynamics, SpatioTemporalDiT
+
+
+@dataclass
+class WorldModelConfig(draccus.ChoiceRegistry):
+    """Select with `--model.type NAME`; any field can then be overridden."""
+
+    image_size: int = 64
+    # 'pixel-unshuffle' (fixed, lossless) or 'sd3-vae' (diffusers AutoencoderKL from codec_path).
+    codec: str = "pixel-unshuffle"
+    codec_path: str = ""
+    # Pixel-unshuffle factor.
+    downsample: int = 2
+    # 'conv-unet' or 'dit'.
+    trunk: str = "conv-unet"
+    # conv-unet: frames of context; channels per resolution.
+    context: int = 3
+    channels: tuple[int, ...] = (32, 64, 128)
+    # dit: patch size on the latent grid, width, layers (spatial + temporal pairs), heads, clip length.
+    patch: int = 2
+    width: int = 256
+    depth: int = 4
+    heads: int = 4
+    clip_length: int = 8
+    # Noise level of context frames (diffusion forcing; rollouts re-noise their context to it).
+    context_noise: float = 0.05
+    # Probability of dropping a whole clip's actions (enables classifier-free guidance).
+    action_dropout: float = 0.1
+
+
+@WorldModelConfig.register_subclass("cpu-default")
+@dataclass
+class CpuDefaultConfig(WorldModelConfig):
+    """~1M-param conv U-Net over the last 3 frames at 64 px; trains in ~25 min on 2 cores."""
+
+
+@WorldModelConfig.register_subclass("cpu-dit")
+@dataclass
+class CpuDiTConfig(WorldModelConfig):
+    """A small spatio-temporal DiT at 64 px, for the equal-wall-clock comparison."""
+
+    trunk: str = "dit"
+    patch: int = 4
+    width: int = 192
+    depth: int = 4
+    heads: int = 4
+    clip_length: int = 6
+
+
+@WorldModelConfig.register_subclass("worldgym-600m")
+@dataclass
+class WorldGym600MConfig(WorldModelConfig):
+    """The paper's scale: 256 px, frozen SD3 VAE (32x32x16), patch 2, 16 layers, width 1024, 16 heads."""
+
+    image_size: int = 256
+    codec: str = "sd3-vae"
+    codec_path: str = "checkpoints/sd3-vae"
+    trunk: str = "dit"
+    patch: int = 2
+    width: int = 1024
+    depth: int = 16
+    heads: int = 16
+    clip_length: int = 20
+
+
+@WorldModelConfig.register_subclass("tiny")
+@dataclass
+class TinyConfig(WorldModelConfig):
+    """For tests: 32 px, a few thousand parameters."""
+
+    image_size: int = 32
+    channels: tuple[int, ...] = (8, 16)
+
+
+def encode_config(config: WorldModelConfig) -> dict[str, Any]:
+    """A plain dict that `decode_config` turns back into the same registered config."""
+    return {"type": WorldModelConfig.get_choice_name(type(config)), **draccus.encode(config)}
+
+
+def decode_config(data: dict[str, Any]) -> WorldModelConfig:
+    return draccus.decode(WorldModelConfig, data)
+
+
+def make_codec(config: WorldModelConfig) -> FrameCodec:
+    if config.codec == "pixel-unshuffle":
+        return PixelUnshuffleCodec(config.image_size, config.downsample)
+    if config.codec == "sd3-vae":
+        return SD3VAECodec(config.codec_path, config.image_size)
+    raise ValueError(f"unknown codec {config.codec!r}; use 'pixel-unshuffle' or 'sd3-vae'")
+
+
+class WorldModel(nn.Module):
+    """Frames + actions (in the dataset's ActionSpec) -> imagined next frames."""
+
+    def __init__(self, config: WorldModelConfig, action_spec: ActionSpec):
+        super().__init__()
+        if action_spec.stats is None:
+            raise ValueError("the world model needs an ActionSpec with normalisation statistics (dataset.compute_stats())")
+        self.config, self.action_spec = config, action_spec
+        self.codec = make_codec(config)
+        channels, size = self.codec.latent_channels, self.codec.latent_size
+        if config.trunk == "conv-unet":
+            self.dynamics: Dynamics = ConvUNetDynamics(
+                channels, action_spec.dim, config.context, tuple(config.channels),
+                context_noise=config.context_noise, action_dropout=config.action_dropout)
+        elif config.trunk == "dit":
+            self.dynamics = SpatioTemporalDiT(
+                channels, size, action_spec.dim, config.patch, config.width, config.depth, config.heads,
+                config.context_noise, config.action_dropout, config.clip_length)
+        else:
+            raise ValueError(f"unknown trunk {config.trunk!r}; use 'conv-unet' or 'dit'")
+
+    @property
+    def clip_length(self) -> int:
+        return self.config.context + 1 if self.config.trunk == "conv-unet" else self.config.clip_length
+
+    @property
+    def pads_clip_start(self) -> bool:
+        # A conv rollout starts with its context filled by copies of the first frame.
+        return self.config.trunk == "conv-unet"
+
+    def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape[-1] != self.action_spec.dim:
+            raise ValueError(
+                f"actions: expected dimension {self.action_spec.dim} ({', '.join(self.action_spec.names)}), got shape {actions.shape}")
+        return torch.from_numpy(self.action_spec.normalize(actions))
+
+    def loss(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """frames uint8 [B, L, H, W, 3]; actions normalised [B, L-1, A]."""
+        batch, length = frames.shape[:2]
+        latents = self.codec.encode(frames.flatten(0, 1)).unflatten(0, (batch, length))
+        drop = torch.rand(batch) < self.config.action_dropout
+        return self.dynamics.loss(latents, actions, drop)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.dynamics.parameters())
+
+
+def save_checkpoint(path: str | Path, model: WorldModel, ema: nn.Module, extra: dict[str, Any]) -> None:
+    """Atomically write weights, EMA weights, config, ActionSpec and training state."""
+    state = {
+        "kind": "gymnast-world-model",
+        "config": encode_config(model.config),
+        "action_spec": model.action_spec.to_dict(),
+        "model": model.dynamics.state_dict(),
+        "ema": ema.state_dict(),
+        **extra,
+    }
+    with atomic_open(path, "wb") as handle:
+        torch.save(state, handle)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: world-model checkpoint not found (train one with `gymnast train-world-model`)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several types for a damaged zip
+        raise ValueError(f"{path}: cannot read world-model checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(state, dict) or state.get("kind") != "gymnast-world-model":
+        raise ValueError(f"{path}: not a gymnast world-model checkpoint")
+    return state
+
+
+def load_world_model(path: str | Path, use_ema: bool = True) -> WorldModel:
+    """A trained world model in eval mode (EMA weights by default)."""
+    state = read_checkpoint(path)
+    config = decode_config(state["config"])
+    model = WorldModel(config, ActionSpec.from_dict(state["action_spec"]))
+    weights = state["ema"] if use_ema else state["model"]
+    try:
+        model.dynamics.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not match the saved config {config}: {exc}") from exc
+    return model.eval()

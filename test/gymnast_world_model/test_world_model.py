@@ -1,0 +1,204 @@
+import numpy as np
+import pytest
+import torch
+
+from gymnast_core.action_spec import ActionSpec, NormStats
+from gymnast_core.dataset import EpisodeDataset
+from gymnast_core.episode import Episode
+from gymnast_core.task import Task
+from gymnast_world_model.codec import PixelUnshuffleCodec, SD3VAECodec
+from gymnast_world_model.dream_env import DreamEnv
+from gymnast_world_model.dynamics import SpatioTemporalDiT
+from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, psnr, ssim
+from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
+from gymnast_world_model.world_model import TinyConfig, WorldModel, load_world_model, read_checkpoint
+
+SPEC = ActionSpec(("dx", "dy", "dz", "gripper"), (-1,) * 4, (1,) * 4, gripper_index=3, gripper_open=-1, gripper_closed=1)
+
+
+def moving_square_dataset(root, episodes=12, steps=12, size=32):
+    """A square that moves by the action: a world with known, action-controlled dynamics."""
+    rng = np.random.default_rng(0)
+    dataset = EpisodeDataset.create(root, SPEC)
+    for e in range(episodes):
+        pos = rng.uniform(8, size - 8, 2)
+        frames, actions = [], []
+        for t in range(steps + 1):
+            frame = np.full((size, size, 3), 30, np.uint8)
+            x, y = np.clip(pos, 2, size - 6).astype(int)
+            frame[y:y + 5, x:x + 5] = (250, 200, 40)
+            frames.append(frame)
+            if t < steps:
+                action = rng.uniform(-1, 1, 4).astype(np.float32)
+                actions.append(action)
+                pos = pos + 2.5 * action[:2]
+        dataset.append(Episode(np.stack(frames), np.stack(actions), "move the square", True, {"source": "toy"}), f"ep{e:03d}")
+    dataset.compute_stats()
+    return dataset
+
+
+@pytest.fixture(scope="module")
+def toy_dataset(tmp_path_factory):
+    return moving_square_dataset(tmp_path_factory.mktemp("toy") / "ds")
+
+
+def test_pixel_unshuffle_codec_is_lossless_and_checks_sizes():
+    codec = PixelUnshuffleCodec(32, 2)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    latents = codec.encode(frames)
+    assert latents.shape == (3, 12, 16, 16)
+    np.testing.assert_array_equal(codec.decode(latents).numpy(), frames)
+    with pytest.raises(ValueError, match="expected \\[N, 32, 32, 3\\]"):
+        codec.encode(frames[:, :16])
+
+
+def test_sd3_vae_codec_loads_from_a_locally_saved_tiny_config(tmp_path):
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=(8, 8, 8, 8),
+                        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+                        layers_per_block=1, norm_num_groups=4, scaling_factor=1.5305, shift_factor=0.0609)
+    vae.save_pretrained(tmp_path / "vae")
+    codec = SD3VAECodec(tmp_path / "vae", image_size=64)
+    assert codec.latent_channels == 16 and codec.downsample == 8 and codec.latent_size == 8
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    latents = codec.encode(frames)
+    assert latents.shape == (2, 16, 8, 8)
+    assert codec.decode(latents).shape == (2, 64, 64, 3)
+    with pytest.raises(FileNotFoundError, match="config.json missing"):
+        SD3VAECodec(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("trunk", ["conv-unet", "dit"])
+def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk):
+    torch.manual_seed(0)
+    model = WorldModel(TinyConfig(trunk=trunk, patch=4, width=32, depth=1, heads=2, clip_length=4), toy_dataset.action_spec)
+    from gymnast_world_model.data import ClipSampler
+
+    sampler = ClipSampler(toy_dataset, toy_dataset.entries, model.clip_length, 32, model.pads_clip_start)
+    rng = np.random.default_rng(0)
+    fixed = sampler.sample(16, np.random.default_rng(1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+
+    def fixed_loss():
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return model.loss(torch.from_numpy(fixed[0]), model.normalize_actions(fixed[1])).item()
+
+    before = fixed_loss()
+    for _ in range(40):
+        frames, actions = sampler.sample(16, rng)
+        loss = model.loss(torch.from_numpy(frames), model.normalize_actions(actions))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert fixed_loss() < 0.8 * before
+
+
+def test_interrupted_training_resumes_to_the_same_weights(toy_dataset, tmp_path, monkeypatch):
+    def config(out):
+        return TrainWorldModelConfig(dataset=str(toy_dataset.root), out=str(out), model=TinyConfig(), steps=6,
+                                     batch_size=4, val_every=3, checkpoint_every=3, max_minutes=0, bf16=False)
+
+    path = train_world_model(config(tmp_path / "straight"))
+    straight = read_checkpoint(path)
+    assert straight["step"] == 6
+
+    from gymnast_world_model import data
+
+    original, calls = data.ClipSampler.sample, {"n": 0}
+
+    def crash_on_fifth_batch(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2 + 5:  # two fixed validation batches are drawn first
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(data.ClipSampler, "sample", crash_on_fifth_batch)
+    with pytest.raises(KeyboardInterrupt):
+        train_world_model(config(tmp_path / "interrupted"))
+    assert read_checkpoint(tmp_path / "interrupted" / "checkpoint.pt")["step"] == 3
+    monkeypatch.setattr(data.ClipSampler, "sample", original)
+    resumed = read_checkpoint(train_world_model(config(tmp_path / "interrupted")))
+    assert resumed["step"] == 6
+    for key in straight["model"]:
+        torch.testing.assert_close(straight["model"][key], resumed["model"][key])
+        torch.testing.assert_close(straight["ema"][key], resumed["ema"][key])
+
+
+def test_eval_writes_metrics_and_gif(toy_dataset, tmp_path):
+    path = train_world_model(TrainWorldModelConfig(dataset=str(toy_dataset.root), out=str(tmp_path / "wm"), model=TinyConfig(),
+                                                   steps=2, batch_size=4, max_minutes=0, holdout_fraction=0.3))
+    model = load_world_model(path)
+    assert model.num_parameters() > 0
+    result = evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), out=str(tmp_path / "eval"), horizon=5))
+    assert [row["k"] for row in result["per_k"]] == [1, 2, 3, 4, 5]
+    assert all(np.isfinite(row["psnr_model"]) for row in result["per_k"])
+    assert (tmp_path / "eval" / "real_vs_dream.gif").stat().st_size > 0
+
+
+def test_metrics_on_known_images():
+    a = np.zeros((1, 32, 32, 3), np.uint8)
+    b = a.copy()
+    b[..., 0] = 255  # one channel of three off by the full range: MSE = 255^2 / 3
+    assert psnr(a, b)[0] == pytest.approx(10 * np.log10(3))
+    assert ssim(a, a)[0] == pytest.approx(1.0)
+    assert ssim(a, np.full_like(a, 255))[0] < 0.01
+
+
+def test_cached_and_uncached_sampling_agree_for_the_same_noise():
+    torch.manual_seed(0)
+    dit = SpatioTemporalDiT(12, 16, 4, patch=4, width=32, depth=2, heads=2)
+    for p in dit.parameters():  # leave the adaLN-Zero identity so the test is not trivial
+        if not p.any():
+            p.data.normal_(0, 0.05)
+    dit.eval()
+    first, actions = torch.randn(2, 12, 16, 16), torch.randn(5, 2, 4)
+    results = []
+    for cached in (True, False):
+        dit.use_kv_cache = cached
+        generator = torch.Generator().manual_seed(1)
+        state = dit.start(first, window=8, generator=generator)
+        results.append(torch.stack([dit.next_latent(state, a, 3, 2.0, generator) for a in actions]))
+    torch.testing.assert_close(results[0], results[1], atol=1e-5, rtol=1e-4)
+
+
+def test_dream_env_batches_and_validates(toy_dataset, tmp_path):
+    model = WorldModel(TinyConfig(), toy_dataset.action_spec)
+    env = DreamEnv(model, sampling_steps=2)
+    frame = toy_dataset[0].frames[0]
+    big = np.asarray(np.kron(frame, np.ones((2, 2, 1))), np.uint8)  # any size is resized
+    frames = env.reset([Task("move the square", big), Task("move the square", frame)])
+    assert frames.shape == (2, 32, 32, 3)
+    out = env.step(np.zeros((2, 4), np.float32))
+    assert out.shape == (2, 32, 32, 3) and out.dtype == np.uint8
+    with pytest.raises(ValueError, match="expected shape \\(2, 4\\)"):
+        env.step(np.zeros((2, 7), np.float32))
+    with pytest.raises(ValueError, match="no initial_frame"):
+        env.reset([Task("x")])
+
+
+def test_checkpoint_errors_are_clear(toy_dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_world_model(tmp_path / "missing.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read world-model checkpoint"):
+        load_world_model(tmp_path / "bad.pt")
+    path = train_world_model(TrainWorldModelConfig(dataset=str(toy_dataset.root), out=str(tmp_path / "wm"), model=TinyConfig(),
+                                                   steps=1, batch_size=2, max_minutes=0))
+    state = torch.load(path, weights_only=False)
+    state["config"]["channels"] = [16, 32]
+    torch.save(state, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="do not match the saved config"):
+        load_world_model(tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="trained with model config"):
+        train_world_model(TrainWorldModelConfig(dataset=str(toy_dataset.root), out=str(tmp_path / "wm"),
+                                                model=TinyConfig(channels=(16, 32)), steps=2, max_minutes=0))
+
+
+def test_world_model_needs_normalisation_statistics():
+    with pytest.raises(ValueError, match="normalisation statistics"):
+        WorldModel(TinyConfig(), SPEC)
+    spec = SPEC.with_stats(NormStats.from_actions(np.zeros((4, 4))))
+    with pytest.raises(ValueError, match="expected dimension 4"):
+        WorldModel(TinyConfig(), spec).normalize_actions(np.zeros((2, 7)))
