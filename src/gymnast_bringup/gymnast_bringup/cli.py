@@ -17,6 +17,8 @@ from gymnast_bringup import commands
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
 from gymnast_core.dataset import DatasetError
+from gymnast_policy import evaluate as policy_eval
+from gymnast_policy import sft
 from gymnast_world_model import evaluate as world_model_eval
 from gymnast_world_model import train as world_model_train
 
@@ -36,6 +38,9 @@ COMMANDS: dict[str, Command] = {
     "make-tasks": Command(commands.MakeTasksConfig, commands.make_tasks, "Write task folders from held-out initial states."),
     "train-world-model": Command(world_model_train.TrainWorldModelConfig, world_model_train.main,
                                  "Train the action-conditioned video world model (the dream)."),
+    "sft": Command(sft.SFTConfig, sft.main, "Supervised fine-tuning of the compact VLA on demonstrations."),
+    "eval": Command(policy_eval.EvalPolicyConfig, policy_eval.main,
+                    "Success per task (+- standard error) of a policy in the Meta-World reality, with videos."),
     "eval-world-model": Command(world_model_eval.EvalWorldModelConfig, world_model_eval.main,
                                 "Open-loop fidelity (PSNR/SSIM) of a world model vs copy-last-frame and shuffled actions."),
 }
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from exc
     try:
         command.run(config)
-    except (DatasetError, FileNotFoundError) as exc:
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"gymnast {name}: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
 from gymnast_core.collect import CollectConfig, collect
 from gymnast_core.dataset import EpisodeDataset, format_summary
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.lerobot import import_lerobot_v3
+from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, format_result, write_report
+from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
 
 
 @dataclass
@@ -75,15 +78,30 @@ def make_tasks(config: MakeTasksConfig) -> None:
 
 @dataclass
 class RunConfig:
-    """The main job on the embedded default: the World-Gymnast pipeline end to end."""
+    """The main job on the embedded default: the World-Gymnast pipeline end to end.
 
-    # Root folder of every artefact of the run.
+    Every stage resumes: a finished stage is skipped on a re-run, an interrupted one continues.
+    """
+
+    # Root folder of every artefact of the run; stage outputs go to fixed sub-folders.
     out: str = "outputs/default"
     collect: CollectConfig = field(default_factory=CollectConfig)
+    world_model: TrainWorldModelConfig = field(default_factory=TrainWorldModelConfig)
+    world_model_eval: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
 
 
 def run(config: RunConfig) -> None:
-    collect_config = config.collect
-    collect_config.out = f"{config.out}/data"
-    dataset = collect(collect_config)
+    print("== 1/3 collect the 'real' dataset")
+    config.collect.out = f"{config.out}/data"
+    dataset = collect(config.collect)
     print(format_summary(dataset.summary()))
+
+    print("\n== 2/3 train the world model")
+    config.world_model.dataset, config.world_model.out = config.collect.out, f"{config.out}/world_model"
+    checkpoint = train_world_model(config.world_model)
+
+    print("\n== 3/3 world-model fidelity on held-out episodes")
+    config.world_model_eval.checkpoint, config.world_model_eval.out = str(checkpoint), f"{config.out}/world_model/eval"
+    result = evaluate_world_model(config.world_model_eval)
+    print(format_result(result))
+    print(f"report: {write_report(result, Path(config.world_model_eval.out), 'gymnast run')}")

@@ -23,7 +23,8 @@ class DreamEnv:
         self.action_spec = model.action_spec
         self.image_size = model.config.image_size
         self.sampling_steps, self.cfg_scale, self.context_window = sampling_steps, cfg_scale, context_window
-        self.generator = torch.Generator().manual_seed(seed)
+        self.device = next(model.dynamics.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self._state = None
         self.instructions: list[str] = []
 
@@ -42,7 +43,7 @@ class DreamEnv:
             raise ValueError(f"{len(frames)} frames but {len(instructions)} instructions")
         frames = resize_frames(frames, self.image_size)
         with torch.no_grad():
-            first = self.model.codec.encode(frames)
+            first = self.model.codec.encode(torch.from_numpy(frames).to(self.device))
         self._state = self.model.dynamics.start(first, self.context_window, self.generator)
         self.instructions = list(instructions)
         return frames
@@ -54,6 +55,6 @@ class DreamEnv:
         actions = np.asarray(actions, np.float32)
         if actions.shape != (len(self.instructions), self.action_spec.dim):
             raise ValueError(f"actions: expected shape ({len(self.instructions)}, {self.action_spec.dim}), got {actions.shape}")
-        normalized = self.model.normalize_actions(actions)
+        normalized = self.model.normalize_actions(actions).to(self.device)
         latent = self.model.dynamics.next_latent(self._state, normalized, self.sampling_steps, self.cfg_scale, self.generator)
-        return self.model.codec.decode(latent).numpy()
+        return self.model.codec.decode(latent).cpu().numpy()

@@ -39,7 +39,7 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class Dynamics(nn.Module, ABC):
-    """A next-frame latent model trained with v-prediction and sampled with DDIM."""
+    """A next-frame latent model trained by denoising (v or x0 target) and sampled with DDIM."""
 
     action_dim: int
     context_noise: float  # noise level context frames are re-noised to at rollout time
@@ -108,15 +108,23 @@ class _ConvState:
 class ConvUNetDynamics(Dynamics):
     def __init__(self, latent_channels: int, action_dim: int, context: int = 3,
                  channels: tuple[int, ...] = (32, 64, 128), cond_dim: int = 128,
-                 context_noise: float = 0.05, action_dropout: float = 0.1):
+                 context_noise: float = 0.05, action_dropout: float = 0.1, residual_scale: float = 8.0,
+                 prediction: str = "x0"):
         super().__init__()
         self.latent_channels, self.action_dim, self.context = latent_channels, action_dim, context
+        self.prediction = prediction
+        # Frame-to-frame residuals are ~8x smaller than unit noise; scaled to unit variance,
+        # the high-noise levels (where the motion is decided) carry weight in the loss.
+        self.residual_scale = residual_scale
         self.context_noise, self.action_dropout = context_noise, action_dropout
         self.cond_dim = cond_dim
         self.action_mlp = nn.Sequential(nn.Linear(action_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         self.null_action = nn.Parameter(torch.zeros(cond_dim))
-        self.time_mlp = nn.Sequential(nn.Linear(cond_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
-        self.stem = nn.Conv2d(latent_channels * (context + 1), channels[0], 3, padding=1)
+        # Separate embeddings of the target's and the context's noise levels, concatenated.
+        self.time_mlp = nn.Sequential(nn.Linear(2 * cond_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        # The action also enters as constant input planes, so the first convolution can already
+        # place the motion; FiLM alone learned it too slowly on the CPU budget.
+        self.stem = nn.Conv2d(latent_channels * (context + 1) + action_dim, channels[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, width in enumerate(channels):
@@ -133,11 +141,13 @@ class ConvUNetDynamics(Dynamics):
 
     def velocity(self, noisy: torch.Tensor, context: torch.Tensor, t: torch.Tensor, context_t: torch.Tensor,
                  actions: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
-        """v for the residual (next - last context frame). noisy [B,C,h,w], context [B,n,C,h,w]."""
+        """Prediction (v or x0) for the scaled residual (next - last context frame). noisy [B,C,h,w], context [B,n,C,h,w]."""
         action_emb = torch.where(drop[:, None], self.null_action.expand(len(drop), -1), self.action_mlp(actions))
-        noise_emb = self.time_mlp(timestep_embedding(t, self.cond_dim) + timestep_embedding(context_t, self.cond_dim).mean(1))
+        noise_emb = self.time_mlp(torch.cat([timestep_embedding(t, self.cond_dim),
+                                             timestep_embedding(context_t, self.cond_dim).mean(1)], dim=-1))
         cond = F.silu(action_emb + noise_emb)
-        x = self.stem(torch.cat([context.flatten(1, 2), noisy], dim=1))
+        planes = torch.where(drop[:, None], torch.zeros_like(actions), actions)[:, :, None, None].expand(-1, -1, *noisy.shape[-2:])
+        x = self.stem(torch.cat([context.flatten(1, 2), noisy, planes.to(noisy.dtype)], dim=1))
         skips = []
         for block, down in zip(self.down, self.downsample):
             x = block(x, cond)
@@ -161,9 +171,9 @@ class ConvUNetDynamics(Dynamics):
         noisy_context, _ = add_noise(context, context_t, torch.randn_like(context))
         t = torch.rand(batch, device=latents.device)
         noise = torch.randn_like(target)
-        x_t, v_target = add_noise(target - context[:, -1], t, noise)
-        v = self.velocity(x_t, noisy_context, t, context_t, actions[:, -1], drop)
-        return F.mse_loss(v.float(), v_target.float())
+        x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)
+        output = self.velocity(x_t, noisy_context, t, context_t, actions[:, -1], drop)
+        return F.mse_loss(output.float(), goal.float())
 
     def start(self, first, window=0, generator=None):
         return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone())
@@ -180,7 +190,7 @@ class ConvUNetDynamics(Dynamics):
             return _cfg_combine(v, cfg_scale)
 
         noise = torch.randn(state.context[:, -1].shape, generator=generator, device=context.device)
-        latent = state.context[:, -1] + ddim_sample(velocity, noise, steps)
+        latent = state.context[:, -1] + ddim_sample(velocity, noise, steps, self.prediction) / self.residual_scale
         state.context = torch.cat([state.context[:, 1:], latent[:, None]], dim=1)
         return latent
 
@@ -264,8 +274,9 @@ class _DiTState:
 class SpatioTemporalDiT(Dynamics):
     def __init__(self, latent_channels: int, latent_size: int, action_dim: int, patch: int = 2, width: int = 256,
                  depth: int = 4, heads: int = 4, context_noise: float = 0.05, action_dropout: float = 0.1,
-                 clip_length: int = 8, use_kv_cache: bool = True):
+                 clip_length: int = 8, use_kv_cache: bool = True, prediction: str = "v"):
         super().__init__()
+        self.prediction = prediction
         if latent_size % patch:
             raise ValueError(f"latent_size {latent_size} is not divisible by patch {patch}")
         self.latent_channels, self.latent_size, self.patch = latent_channels, latent_size, patch
@@ -330,10 +341,10 @@ class SpatioTemporalDiT(Dynamics):
     def loss(self, latents, actions, drop):
         batch, length = latents.shape[:2]
         t = torch.rand(batch, length, device=latents.device)
-        x_t, v_target = add_noise(latents, t, torch.randn_like(latents))
+        x_t, goal = add_noise(latents, t, torch.randn_like(latents), self.prediction)
         positions = torch.arange(length, device=latents.device)
-        v, _ = self(x_t, t, self._actions_into_frames(actions), drop, positions)
-        return F.mse_loss(v.float(), v_target.float())
+        output, _ = self(x_t, t, self._actions_into_frames(actions), drop, positions)
+        return F.mse_loss(output.float(), goal.float())
 
     def start(self, first, window=20, generator=None):
         if window < 2:
@@ -390,6 +401,6 @@ class SpatioTemporalDiT(Dynamics):
                 return _cfg_combine(v[:, -1], cfg_scale)
 
         noise = torch.randn(state.last.shape, generator=generator, device=actions.device)
-        latent = ddim_sample(velocity, noise, steps)
+        latent = ddim_sample(velocity, noise, steps, self.prediction)
         self._append(state, latent, actions, generator)
         return latent

@@ -9,6 +9,7 @@ dream).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,38 @@ def format_result(result: dict) -> str:
     return "\n".join(lines)
 
 
+def write_report(result: dict, out: Path, command: str) -> Path:
+    """A markdown report of the margins the issue asks for, beside metrics.json and the GIF."""
+    rows = {row["k"]: row for row in result["per_k"]}
+    lines = [
+        "# World-model fidelity (open loop, held-out episodes)",
+        "",
+        f"Produced by: `{command}`",
+        "",
+        f"{result['episodes']} held-out episodes, {result['sampling_steps']} DDIM steps, CFG {result['cfg_scale']}, "
+        f"{result['parameters'] / 1e6:.2f}M parameters trained for {result['trained_steps']} steps "
+        f"({result['trained_minutes']:.1f} min on this machine).",
+        "",
+        "| k | PSNR model (dB) | copy-last-frame | shuffled actions | margin vs copy | margin vs shuffled | SSIM model | SSIM copy | SSIM shuffled |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for k in sorted(rows):
+        if k in (1, 5, 10, 20) or k == max(rows):
+            r = rows[k]
+            lines.append(
+                f"| {k} | {r['psnr_model']:.2f} | {r['psnr_copy_last']:.2f} | {r['psnr_shuffled']:.2f} | "
+                f"{r['psnr_model'] - r['psnr_copy_last']:+.2f} | {r['psnr_model'] - r['psnr_shuffled']:+.2f} | "
+                f"{r['ssim_model']:.3f} | {r['ssim_copy_last']:.3f} | {r['ssim_shuffled']:.3f} |")
+    lines += ["", "Real (left) | dreamed from the real actions (middle) | dreamed from shuffled actions (right):", "",
+              "![real vs dream](real_vs_dream.gif)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
 def main(config: EvalWorldModelConfig) -> None:
     result = evaluate_world_model(config)
     print(format_result(result))
     print(json.dumps({k: v for k, v in result.items() if k != "per_k"}))
+    report = write_report(result, Path(config.out), "gymnast eval-world-model " + " ".join(sys.argv[2:]))
+    print(f"report: {report}")

@@ -37,7 +37,7 @@ class TrainWorldModelConfig:
     # Run folder: checkpoint.pt, metrics.jsonl, samples/.
     out: str = "outputs/default/world_model"
     model: WorldModelConfig = field(default_factory=CpuDefaultConfig)
-    steps: int = 3000
+    steps: int = 5000
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.02
@@ -55,6 +55,8 @@ class TrainWorldModelConfig:
     bf16: bool = True
     seed: int = 0
     threads: int = 2
+    # 'auto' = CUDA when available, else CPU.
+    device: str = "auto"
 
 
 def train_world_model(config: TrainWorldModelConfig) -> Path:
@@ -63,7 +65,8 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
     dataset = EpisodeDataset.open(config.dataset)
     torch.manual_seed(config.seed)
-    model = WorldModel(config.model, dataset.action_spec)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    model = WorldModel(config.model, dataset.action_spec).to(device)
     optimizer = torch.optim.AdamW(model.dynamics.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.03)
     ema = AveragedModel(model.dynamics, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
@@ -99,8 +102,7 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
             "holdout_fraction": config.holdout_fraction, "dataset": str(Path(config.dataset).resolve()),
         })
 
-    cuda = torch.cuda.is_available()
-    autocast = torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=config.bf16 and cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16 and device.type == "cuda")
     print(f"world model: {config.model.trunk}, {model.num_parameters() / 1e6:.2f}M parameters, "
           f"{len(train_entries)} train / {len(held_out)} held-out episodes")
     progress = tqdm(total=config.steps, initial=step, desc="train-world-model", unit="step")
@@ -109,7 +111,7 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
         started = time.perf_counter()
         frames, actions = train.sample(config.batch_size, rng)
         with autocast:
-            loss = model.loss(torch.from_numpy(frames), model.normalize_actions(actions))
+            loss = model.loss(torch.from_numpy(frames).to(device), model.normalize_actions(actions).to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.dynamics.parameters(), config.grad_clip)
@@ -124,7 +126,7 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
             with torch.no_grad(), autocast:
                 frames, actions = val_batch
                 torch.manual_seed(0)
-                val_loss = model.loss(torch.from_numpy(frames), model.normalize_actions(actions)).item()
+                val_loss = model.loss(torch.from_numpy(frames).to(device), model.normalize_actions(actions).to(device)).item()
             record = {"step": step, "train_loss": loss.item(), "val_loss": val_loss, "minutes": elapsed / 60}
             with open(out / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")

@@ -42,12 +42,22 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     context_noise: float = 0.05
     # Probability of dropping a whole clip's actions (enables classifier-free guidance).
     action_dropout: float = 0.1
+    # conv-unet: the next-frame residual is multiplied by this before diffusion (unit variance).
+    residual_scale: float = 8.0
+    # Network target: 'x0' or 'v' (see diffusion.py for why the conv trunk predicts x0).
+    prediction: str = "x0"
 
 
 @WorldModelConfig.register_subclass("cpu-default")
 @dataclass
 class CpuDefaultConfig(WorldModelConfig):
-    """~1M-param conv U-Net over the last 3 frames at 64 px; trains in ~25 min on 2 cores."""
+    """~2.4M-param conv U-Net over the last 3 frames at 64 px (pixel-unshuffle 4 -> 16x16x48).
+
+    Measured per batch of 32 on 2 cores: 0.23 s, vs 0.35 s for unshuffle 2 with (32, 64, 128).
+    """
+
+    downsample: int = 4
+    channels: tuple[int, ...] = (48, 96, 192)
 
 
 @WorldModelConfig.register_subclass("cpu-dit")
@@ -56,6 +66,7 @@ class CpuDiTConfig(WorldModelConfig):
     """A small spatio-temporal DiT at 64 px, for the equal-wall-clock comparison."""
 
     trunk: str = "dit"
+    prediction: str = "v"
     patch: int = 4
     width: int = 192
     depth: int = 4
@@ -72,6 +83,7 @@ class WorldGym600MConfig(WorldModelConfig):
     codec: str = "sd3-vae"
     codec_path: str = "checkpoints/sd3-vae"
     trunk: str = "dit"
+    prediction: str = "v"
     patch: int = 2
     width: int = 1024
     depth: int = 16
@@ -118,11 +130,12 @@ class WorldModel(nn.Module):
         if config.trunk == "conv-unet":
             self.dynamics: Dynamics = ConvUNetDynamics(
                 channels, action_spec.dim, config.context, tuple(config.channels),
-                context_noise=config.context_noise, action_dropout=config.action_dropout)
+                context_noise=config.context_noise, action_dropout=config.action_dropout,
+                residual_scale=config.residual_scale, prediction=config.prediction)
         elif config.trunk == "dit":
             self.dynamics = SpatioTemporalDiT(
                 channels, size, action_spec.dim, config.patch, config.width, config.depth, config.heads,
-                config.context_noise, config.action_dropout, config.clip_length)
+                config.context_noise, config.action_dropout, config.clip_length, prediction=config.prediction)
         else:
             raise ValueError(f"unknown trunk {config.trunk!r}; use 'conv-unet' or 'dit'")
 
@@ -146,7 +159,7 @@ class WorldModel(nn.Module):
         """frames uint8 [B, L, H, W, 3]; actions normalised [B, L-1, A]."""
         batch, length = frames.shape[:2]
         latents = self.codec.encode(frames.flatten(0, 1)).unflatten(0, (batch, length))
-        drop = torch.rand(batch) < self.config.action_dropout
+        drop = torch.rand(batch, device=latents.device) < self.config.action_dropout
         return self.dynamics.loss(latents, actions, drop)
 
     def num_parameters(self) -> int:

@@ -1,0 +1,113 @@
+"""`gymnast eval`: run a policy in a `BatchedEnv` on held-out initial states.
+
+The policy is queried every K steps (the chunk size) and its chunk executed open loop, as on
+the robot. Success per task with its standard error sqrt(p (1 - p) / n); a few videos.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gymnast_core.atomic import write_json
+from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
+from gymnast_core.task import Task
+from gymnast_core.video import resize_frames, save_gif
+from gymnast_policy.checkpoint import load_policy
+
+# Chooses the actions [B, K, A] of the next chunk from the current frames [B, H, W, 3].
+ChunkFn = Callable[[np.ndarray, Sequence[str]], np.ndarray]
+
+
+def rollout(env, tasks: Sequence[Task], choose_chunk: ChunkFn, steps: int, image_size: int | None = None) -> np.ndarray:
+    """Roll out one episode per task; returns the frames [B, steps + 1, H, W, 3]."""
+    frames = env.reset(tasks)
+    video = [frames]
+    instructions = [t.instruction for t in tasks]
+    chunk, index = None, 0
+    for _ in range(steps):
+        if chunk is None or index == chunk.shape[1]:
+            seen = resize_frames(frames, image_size) if image_size else frames
+            chunk, index = choose_chunk(seen, instructions), 0
+        frames = env.step(chunk[:, index])
+        index += 1
+        video.append(frames)
+    return np.stack(video, axis=1)
+
+
+def standard_error(p: float, n: int) -> float:
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+
+
+@dataclass
+class EvalPolicyConfig:
+    """Evaluate a policy checkpoint (or the scripted expert) in the Meta-World reality."""
+
+    # Policy checkpoint folder, or 'expert' for Meta-World's scripted expert.
+    policy: str = "outputs/default/policy_sft"
+    reality: RealityConfig = field(default_factory=RealityConfig)
+    episodes_per_task: int = 40
+    # Offset into the held-out initial states (use different offsets for different seeds).
+    first_state: int = 0
+    # 0 = greedy decoding.
+    temperature: float = 0.0
+    out: str = "outputs/default/eval_sft"
+    videos_per_task: int = 2
+    seed: int = 0
+    threads: int = 2
+
+
+def evaluate_policy(config: EvalPolicyConfig) -> dict:
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    env = MetaWorldEnv(config.reality)
+    if config.policy == "expert":
+        choose: ChunkFn = lambda frames, instructions: env.expert_actions()[:, None]  # noqa: E731
+        image_size = None
+    else:
+        policy = load_policy(config.policy)
+        if policy.action_spec.names != env.action_spec.names:
+            raise ValueError(f"policy actions {policy.action_spec.names} do not match the environment's {env.action_spec.names}")
+        choose = lambda frames, instructions: policy.act(frames, instructions, config.temperature).actions  # noqa: E731
+        image_size = policy.image_size
+    results, videos = {}, []
+    try:
+        for task_name in tqdm(config.reality.tasks, desc="eval", unit="task"):
+            tasks = initial_states(task_name, "eval", config.episodes_per_task, start=config.first_state)
+            video = rollout(env, tasks, choose, config.reality.max_steps, image_size)
+            success = env.success.copy()
+            p = float(success.mean())
+            results[task_name] = {"success": p, "stderr": standard_error(p, len(success)), "episodes": len(success)}
+            videos += [video[i] for i in range(min(config.videos_per_task, len(video)))]
+    finally:
+        env.close()
+    rates = [r["success"] for r in results.values()]
+    n = sum(r["episodes"] for r in results.values())
+    summary = {"policy": config.policy, "temperature": config.temperature, "per_task": results,
+               "mean": float(np.mean(rates)), "mean_stderr": float(np.sqrt(sum(r["stderr"] ** 2 for r in results.values())) / len(rates)),
+               "episodes": n}
+    out = Path(config.out)
+    write_json(out / "results.json", summary)
+    if videos:
+        save_gif(out / "episodes.gif", [np.concatenate(videos[i::2], axis=1) for i in range(min(2, len(videos)))], fps=10, scale=2)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"{'task':<20} {'success':>8} {'+-':>6} {'n':>4}"]
+    for task, r in summary["per_task"].items():
+        lines.append(f"{task:<20} {r['success']:>8.3f} {r['stderr']:>6.3f} {r['episodes']:>4}")
+    lines.append(f"{'mean':<20} {summary['mean']:>8.3f} {summary['mean_stderr']:>6.3f} {summary['episodes']:>4}")
+    return "\n".join(lines)
+
+
+def main(config: EvalPolicyConfig) -> None:
+    summary = evaluate_policy(config)
+    print(format_summary(summary))
+    print(f"results: {Path(config.out) / 'results.json'}")
