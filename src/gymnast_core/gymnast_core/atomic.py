@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""JSON and binary files: atomic writes (a reader sees the old file or the new one, never half
+of one) and JSON reads whose errors name the file."""
 
 from __future__ import annotations
 
@@ -32,3 +33,18 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_open(path, "w") as handle:
         json.dump(obj, handle, indent=2, sort_keys=False)
         handle.write("\n")
+
+
+def read_json(path: str | os.PathLike, missing: str = "not found", missing_error: type[Exception] = FileNotFoundError,
+              error: type[Exception] = ValueError) -> dict[str, Any]:
+    """A JSON object from `path`; a missing file raises `missing_error`, bad content `error`."""
+    path = Path(path)
+    if not path.exists():
+        raise missing_error(f"{path}: {missing}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object")
+    return data

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from gymnast_core.action_spec import ActionSpec, NormStats
-from gymnast_core.atomic import atomic_open, write_json
+from gymnast_core.atomic import atomic_open, read_json, write_json
 from gymnast_core.episode import Episode, EpisodeError
 
 FORMAT = "gymnast-episodes"
@@ -236,15 +236,7 @@ class EpisodeDataset:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise DatasetError(f"{path}: not found (is {path.parent} a gymnast dataset?)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: expected a JSON object")
-    return data
+    return read_json(path, f"not found (is {path.parent} a gymnast dataset?)", DatasetError, DatasetError)
 
 
 def _json_default(obj: Any) -> Any:

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gymnast_core.atomic import atomic_open, write_json
+from gymnast_core.atomic import atomic_open, read_json, write_json
 
 
 @dataclass
@@ -39,12 +38,7 @@ class Task:
     def load(cls, folder: str | Path) -> "Task":
         folder = Path(folder)
         meta_path = folder / "task.json"
-        if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path}: not found; a task folder holds task.json and initial_frame.png")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta_path}: not valid JSON ({exc})") from exc
+        meta = read_json(meta_path, "not found; a task folder holds task.json and initial_frame.png")
         if not isinstance(meta.get("instruction"), str) or not meta["instruction"].strip():
             raise ValueError(f"{meta_path}: field 'instruction' must be a non-empty string")
         frame_path = folder / "initial_frame.png"

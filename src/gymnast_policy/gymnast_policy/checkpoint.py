@@ -5,14 +5,13 @@ each atomically, so a folder with a policy.json always holds a complete checkpoi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gymnast_core.action_spec import ActionSpec
-from gymnast_core.atomic import atomic_open, write_json
+from gymnast_core.atomic import atomic_open, read_json, write_json
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
 
@@ -41,12 +40,7 @@ def build_policy(backbone: dict[str, Any], action_spec: ActionSpec) -> TokenPoli
 def load_policy(folder: str | Path, device: str = "cpu") -> TokenPolicy:
     folder = Path(folder)
     meta_path = folder / "policy.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(f"{meta_path}: policy checkpoint not found (train one with `gymnast sft`)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{meta_path}: not valid JSON ({exc})") from exc
+    meta = read_json(meta_path, "policy checkpoint not found (train one with `gymnast sft`)")
     if meta.get("kind") != "gymnast-policy":
         raise ValueError(f"{meta_path}: not a gymnast policy checkpoint")
     try:
