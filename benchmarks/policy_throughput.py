@@ -10,7 +10,6 @@ Usage: .venv/bin/python benchmarks/policy_throughput.py [--policy outputs/defaul
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
 from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
 from gymnast_policy.hf_vla import HFVLAPolicy
+from gymnast_policy.tiny_checkpoints import save_tiny_paligemma
 
 
 def queries_per_second(policy, batch: int, repeats: int = 5) -> tuple[float, float]:
@@ -47,9 +47,6 @@ def main() -> None:
     spec = BRIDGE_ACTION_SPEC.with_stats(NormStats.from_actions(np.random.default_rng(0).uniform(-0.05, 0.05, (100, 7))))
     policies = {"compact VLA": load_policy(args.policy) if args.policy else CompactVLA(CompactVLAConfig(), spec).eval()}
     with tempfile.TemporaryDirectory() as tmp:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test" / "gymnast_policy"))
-        from test_hf_vla import save_tiny_paligemma
-
         save_tiny_paligemma(Path(tmp) / "paligemma")
         policies["tiny HF (PaliGemma)"] = HFVLAPolicy(Path(tmp) / "paligemma", spec, chunk_size=5, image_size=32).eval()
         period = BRIDGE_ACTION_SPEC.period

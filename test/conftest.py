@@ -25,3 +25,12 @@ def ros_env(tmp_path_factory):
             os.unlink(path)
         except OSError:
             pass
+
+
+
+@pytest.fixture(scope="session")
+def save_tiny_vlm():
+    """save_tiny_vlm(name, folder) writes a tiny random-weight checkpoint of the named architecture."""
+    from gymnast_policy.tiny_checkpoints import TINY_VLMS
+
+    return lambda name, folder: TINY_VLMS[name](folder)

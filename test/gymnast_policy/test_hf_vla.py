@@ -11,44 +11,12 @@ from gymnast_policy.hf_vla import PROMPT, HFVLAPolicy
 SPEC = BRIDGE_ACTION_SPEC.with_stats(NormStats.from_actions(np.random.default_rng(0).uniform(-0.05, 0.05, (100, 7))))
 
 
-def local_tokenizer(extra_special=()):
-    """A byte-level BPE trained here (no hub), wrapped so AutoTokenizer reloads it."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    corpus = [PROMPT.format(task=t) for t in ("open the drawer", "press the button", "push the puck")] * 10
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>", *extra_special]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                                        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
-                                   unk_token="<unk>", additional_special_tokens=["<image>", *extra_special])
+BACKBONES = ("paligemma",)
 
 
-def save_tiny_paligemma(folder):
-    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor, SiglipImageProcessor
-
-    tokenizer = local_tokenizer()
-    config = PaliGemmaConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                           image_size=32, patch_size=8, projection_dim=32),
-        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, head_dim=16, vocab_size=len(tokenizer)),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"), projection_dim=32, hidden_size=32)
-    torch.manual_seed(0)
-    PaliGemmaForConditionalGeneration(config).save_pretrained(folder)
-    PaliGemmaProcessor(image_processor=SiglipImageProcessor(size={"height": 32, "width": 32}, image_seq_length=16),
-                       tokenizer=tokenizer).save_pretrained(folder)
-
-
-BACKBONES = {"paligemma": save_tiny_paligemma}
-
-
-@pytest.mark.parametrize("name", sorted(BACKBONES))
-def test_tiny_backbone_runs_forward_and_backward(name, tmp_path):
-    BACKBONES[name](tmp_path / name)
+@pytest.mark.parametrize("name", BACKBONES)
+def test_tiny_backbone_runs_forward_and_backward(name, tmp_path, save_tiny_vlm):
+    save_tiny_vlm(name, tmp_path / name)
     policy = HFVLAPolicy(tmp_path / name, SPEC, chunk_size=2, image_size=32)
     frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     instructions = ["open the drawer", "press the button"]

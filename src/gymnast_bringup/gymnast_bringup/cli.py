@@ -19,6 +19,8 @@ from gymnast_core.collect import main as collect_main
 from gymnast_core.dataset import DatasetError
 from gymnast_policy import evaluate as policy_eval
 from gymnast_policy import sft
+from gymnast_reward import calibrate as judge_calibrate
+from gymnast_reward import train_judge
 from gymnast_world_model import evaluate as world_model_eval
 from gymnast_world_model import train as world_model_train
 
@@ -43,6 +45,10 @@ COMMANDS: dict[str, Command] = {
                     "Success per task (+- standard error) of a policy in the Meta-World reality, with videos."),
     "eval-world-model": Command(world_model_eval.EvalWorldModelConfig, world_model_eval.main,
                                 "Open-loop fidelity (PSNR/SSIM) of a world model vs copy-last-frame and shuffled actions."),
+    "train-judge": Command(train_judge.TrainJudgeConfig, train_judge.main,
+                           "Train or refresh the learned success judge (real, dreamed and policy videos)."),
+    "judge-eval": Command(judge_calibrate.JudgeEvalConfig, judge_calibrate.main,
+                          "Judge accuracy / TPR / FPR against ground truth on real and dreamed videos."),
 }
 
 

@@ -16,6 +16,8 @@ import torch
 from tqdm import tqdm
 
 from gymnast_core.atomic import write_json
+from gymnast_core.dataset import EpisodeDataset
+from gymnast_core.episode import Episode
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.task import Task
 from gymnast_core.video import resize_frames, save_gif
@@ -25,20 +27,52 @@ from gymnast_policy.checkpoint import load_policy
 ChunkFn = Callable[[np.ndarray, Sequence[str]], np.ndarray]
 
 
-def rollout(env, tasks: Sequence[Task], choose_chunk: ChunkFn, steps: int, image_size: int | None = None) -> np.ndarray:
-    """Roll out one episode per task; returns the frames [B, steps + 1, H, W, 3]."""
+def rollout(env, tasks: Sequence[Task], choose_chunk: ChunkFn, steps: int,
+            image_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Roll out one episode per task; returns frames [B, steps + 1, H, W, 3] and actions [B, steps, A]."""
     frames = env.reset(tasks)
-    video = [frames]
+    video, actions = [frames], []
     instructions = [t.instruction for t in tasks]
     chunk, index = None, 0
     for _ in range(steps):
         if chunk is None or index == chunk.shape[1]:
             seen = resize_frames(frames, image_size) if image_size else frames
             chunk, index = choose_chunk(seen, instructions), 0
-        frames = env.step(chunk[:, index])
+        actions.append(np.asarray(chunk[:, index], np.float32))
+        frames = env.step(actions[-1])
         index += 1
         video.append(frames)
-    return np.stack(video, axis=1)
+    return np.stack(video, axis=1), np.stack(actions, axis=1)
+
+
+def record_rollouts(policy_path: str, reality: RealityConfig, out: str | Path, split: str, episodes_per_task: int,
+                    temperature: float, seed: int = 0) -> EpisodeDataset:
+    """Roll a policy out in the reality and keep every episode, labelled with the real outcome.
+
+    These are the policy's own successes and near-misses: the judge trains and is calibrated
+    on them. Resumable: tasks already in `out` are skipped.
+    """
+    torch.manual_seed(seed)
+    policy = load_policy(policy_path)
+    env = MetaWorldEnv(reality)
+    dataset = EpisodeDataset.create(out, env.action_spec, image_size=reality.image_size, tasks=list(reality.tasks))
+    try:
+        for task_name in tqdm(reality.tasks, desc=f"policy rollouts ({split})", unit="task"):
+            keys = [f"{task_name}/policy/{split}-{i:05d}" for i in range(episodes_per_task)]
+            if all(k in dataset for k in keys):
+                continue
+            tasks = initial_states(task_name, split, episodes_per_task)
+            videos, actions = rollout(env, tasks, lambda f, i: policy.act(f, i, temperature).actions,
+                                      reality.max_steps, policy.image_size)
+            for i, key in enumerate(keys):
+                dataset.append(Episode(frames=videos[i], actions=actions[i], instruction=tasks[i].instruction,
+                                       success=bool(env.success[i]),
+                                       metadata={"source": "policy", "task": task_name, "policy": str(policy_path),
+                                                 "temperature": temperature, "split": split}), key)
+    finally:
+        env.close()
+    dataset.compute_stats()
+    return dataset
 
 
 def standard_error(p: float, n: int) -> float:
@@ -59,6 +93,8 @@ class EvalPolicyConfig:
     temperature: float = 0.0
     out: str = "outputs/default/eval_sft"
     videos_per_task: int = 2
+    # Episodes stepped together (each holds a renderer, ~100 MB).
+    batch_size: int = 20
     seed: int = 0
     threads: int = 2
 
@@ -80,11 +116,15 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
     try:
         for task_name in tqdm(config.reality.tasks, desc="eval", unit="task"):
             tasks = initial_states(task_name, "eval", config.episodes_per_task, start=config.first_state)
-            video = rollout(env, tasks, choose, config.reality.max_steps, image_size)
-            success = env.success.copy()
+            outcomes = []
+            for start in range(0, len(tasks), config.batch_size):
+                video, _ = rollout(env, tasks[start:start + config.batch_size], choose, config.reality.max_steps, image_size)
+                outcomes.append(env.success.copy())
+                if start == 0:
+                    videos += [video[i] for i in range(min(config.videos_per_task, len(video)))]
+            success = np.concatenate(outcomes)
             p = float(success.mean())
             results[task_name] = {"success": p, "stderr": standard_error(p, len(success)), "episodes": len(success)}
-            videos += [video[i] for i in range(min(config.videos_per_task, len(video)))]
     finally:
         env.close()
     rates = [r["success"] for r in results.values()]

@@ -55,7 +55,7 @@ def ddim_sample(model: VelocityFn, noise: torch.Tensor, steps: int, prediction: 
     if prediction not in PREDICTIONS:
         raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
     x = noise
-    times = torch.linspace(1.0, t_end, steps + 1)
+    times = torch.linspace(1.0, t_end, steps + 1, device=noise.device)
     batch = noise.shape[0]
     for t_now, t_next in zip(times[:-1], times[1:]):
         x0, eps = to_x0_eps(model(x, t_now.expand(batch)), x, t_now.expand(batch), prediction)

@@ -6,6 +6,7 @@ a batch of actions in the dataset's ActionSpec. B rollouts share every forward p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from gymnast_core.task import Task
 from gymnast_core.video import resize_frames
-from gymnast_world_model.world_model import WorldModel
+from gymnast_world_model.world_model import WorldModel, load_world_model
 
 
 class DreamEnv:
@@ -58,3 +59,35 @@ class DreamEnv:
         normalized = self.model.normalize_actions(actions).to(self.device)
         latent = self.model.dynamics.next_latent(self._state, normalized, self.sampling_steps, self.cfg_scale, self.generator)
         return self.model.codec.decode(latent).cpu().numpy()
+
+
+def dream_replay(env: DreamEnv, first_frames: np.ndarray, actions: np.ndarray, instructions: Sequence[str],
+                 batch_size: int = 32) -> np.ndarray:
+    """Dream what recorded actions [N, T, A] do from real first frames [N, H, W, 3].
+
+    Returns dreamed videos [N, T + 1, S, S, 3]. A replay of a real episode, labelled with that
+    episode's real outcome, is how the judge learns what dreams of success and failure look like.
+    """
+    videos = []
+    for start in range(0, len(first_frames), batch_size):
+        part = slice(start, start + batch_size)
+        frames = [env.reset_frames(first_frames[part], list(instructions[part]))]
+        for t in range(actions.shape[1]):
+            frames.append(env.step(actions[part, t]))
+        videos.append(np.stack(frames, axis=1))
+    return np.concatenate(videos)
+
+
+@dataclass
+class DreamConfig:
+    """How to dream: one config shared by judge training, GRPO and the dream node."""
+
+    checkpoint: str = "outputs/default/world_model/checkpoint.pt"
+    sampling_steps: int = 4
+    # Classifier-free guidance on the actions; 2.0 measured the larger action gap (docs/world_model).
+    cfg_scale: float = 2.0
+    context_window: int = 20
+    seed: int = 0
+
+    def make_env(self) -> DreamEnv:
+        return DreamEnv(load_world_model(self.checkpoint), self.sampling_steps, self.cfg_scale, self.context_window, self.seed)

@@ -219,6 +219,11 @@ class MetaWorldEnv:
             sim = self._sim_for(state["task"], slot)
             sim.reset(int(state["seed"]))
             self._active.append(sim)
+        # Each sim holds its own renderer (~100 MB): keep only those this batch can use.
+        for name, pool in self._sims.items():
+            for sim in pool[used.get(name, 0):]:
+                sim.close()
+            del pool[used.get(name, 0):]
         self.success = np.zeros(len(tasks), dtype=bool)
         self.rewards = np.zeros(len(tasks), dtype=np.float32)
         self.steps = 0

@@ -1,0 +1,266 @@
+"""`gymnast rl`: GRPO fine-tuning of a policy in the dream, the shifted simulator or the reality.
+
+- dream (World-Gymnast): rollouts in the world model from real initial frames; reward from the
+  judge (the learned judge by default);
+- sim (Sim-RL): rollouts in the shifted "software simulator" with its ground-truth dense reward;
+- reality (Real-RL, the upper bound): rollouts in the reality with its true success.
+
+Because the learned reward is the known failure point, the trainer compares the policy's
+dream-estimated success with its real success on a small fixed real validation set: before
+RL (the agreement check) and every `validate_every` updates (divergence = reward hacking).
+Each update is checkpointed; a re-run of the same command resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from gymnast_core.atomic import atomic_open, read_json, write_json
+from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, ShiftConfig, initial_states
+from gymnast_core.protocols import BatchedEnv, Judge
+from gymnast_core.task import Task
+from gymnast_core.video import save_gif
+from gymnast_policy.base import TokenPolicy
+from gymnast_policy.checkpoint import load_policy, save_policy
+from gymnast_policy.evaluate import rollout
+from gymnast_policy.grpo import GRPOConfig, GRPOTrainer
+from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
+from gymnast_world_model.dream_env import DreamConfig
+
+ENVS = ("dream", "sim", "reality")
+# Initial-state seed blocks of the 'train' split that no dataset uses: RL tasks and validation.
+RL_TASK_SEEDS, VALIDATION_SEEDS = 300_000, 400_000
+
+
+@dataclass
+class RLConfig:
+    """GRPO in the dream (World-Gymnast), the shifted simulator (Sim-RL) or the reality (Real-RL)."""
+
+    policy: str = "outputs/default/policy_sft"
+    env: str = "dream"
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    reality: RealityConfig = field(default_factory=RealityConfig)
+    # The "software simulator" of Sim-RL: reality with a systematic visual and dynamics shift.
+    sim_shift: ShiftConfig = field(default_factory=ShiftConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    updates: int = 12
+    # Initial states per task that RL draws its tasks from.
+    task_states_per_task: int = 16
+    # Real validation: episodes per task, every `validate_every` updates (0 = before and after only).
+    validation_episodes_per_task: int = 5
+    validate_every: int = 4
+    # |dream-estimated - real success| above this is reported as disagreement / reward hacking.
+    agreement_tolerance: float = 0.2
+    gifs: int = 4
+    out: str = "outputs/default/rl"
+    seed: int = 0
+    threads: int = 2
+
+
+def make_rl_env(config: RLConfig) -> tuple[BatchedEnv, Judge]:
+    """The rollout env and its reward: the judge in the dream, ground truth in sim and reality."""
+    if config.env == "dream":
+        return config.dream.make_env(), make_judge(config.judge)
+    if config.env in ("sim", "reality"):
+        reality = config.reality if config.env == "reality" else replace(config.reality, shift=config.sim_shift)
+        env = MetaWorldEnv(reality)
+        # Sim-RL's dense reward: Meta-World's shaped reward (0..10) at the episode's end.
+        return env, OracleJudge(lambda: env.success, lambda: env.rewards / 10.0)
+    raise ValueError(f"unknown RL env {config.env!r}; choose one of {', '.join(ENVS)}")
+
+
+def with_real_frames(tasks: list[Task], reality: MetaWorldEnv) -> list[Task]:
+    """Give each task the real camera frame of its initial state (the dream starts from it)."""
+    frames = reality.reset(tasks)
+    for task, frame in zip(tasks, frames):
+        task.initial_frame = frame
+    return tasks
+
+
+def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
+    names = [t.env_state["task"] for t in tasks]
+    return {name: float(np.mean([s for s, n in zip(success, names) if n == name])) for name in dict.fromkeys(names)}
+
+
+class RealityCheck:
+    """Greedy success of the policy on fixed real initial states, in reality and as the dream + judge see it."""
+
+    def __init__(self, config: RLConfig, reality: MetaWorldEnv, dream_env: BatchedEnv | None, judge: Judge | None):
+        self.config, self.reality, self.dream_env, self.judge = config, reality, dream_env, judge
+        states = [t for name in config.reality.tasks
+                  for t in initial_states(name, "train", config.validation_episodes_per_task, VALIDATION_SEEDS)]
+        self.tasks = with_real_frames(states, reality) if dream_env is not None else states
+        self.real_episodes = 0
+
+    def measure(self, policy: TokenPolicy) -> dict:
+        choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
+        with torch.no_grad():
+            rollout(self.reality, self.tasks, choose, self.config.reality.max_steps, policy.image_size)
+            real = self.reality.success.copy()
+            self.real_episodes += len(real)
+            result = {"real_success": float(real.mean()), "real_per_task": success_rates(real, self.tasks)}
+            if self.dream_env is not None:
+                videos, _ = rollout(self.dream_env, self.tasks, choose, self.config.grpo.horizon, policy.image_size)
+                verdict = self.judge.judge(videos, [t.instruction for t in self.tasks])
+                result.update(dream_success=float(verdict.success.mean()), dream_per_task=success_rates(verdict.success, self.tasks))
+                result["gap"] = result["dream_success"] - result["real_success"]
+                result["agrees"] = abs(result["gap"]) <= self.config.agreement_tolerance
+        return result
+
+
+def annotated_gif(path: Path, videos: np.ndarray, success: np.ndarray, judge_name: str) -> None:
+    """Rollouts side by side, each captioned with the judge's verdict."""
+    captioned = []
+    for video, ok in zip(videos, success):
+        frames = []
+        for frame in video:
+            image = Image.fromarray(frame).resize((frame.shape[1] * 2, frame.shape[0] * 2), Image.NEAREST)
+            ImageDraw.Draw(image).text((2, 2), f"{judge_name}: {'success' if ok else 'failure'}",
+                                       fill=(0, 255, 0) if ok else (255, 64, 64))
+            frames.append(np.asarray(image))
+        captioned.append(np.stack(frames))
+    save_gif(path, captioned, fps=8)
+
+
+class RLRun:
+    """The loop with its files: policy/, trainer_state.pt, metrics.csv, validation.jsonl, tensorboard/, gifs/."""
+
+    def __init__(self, config: RLConfig):
+        self.config, self.out = config, Path(config.out)
+        torch.set_num_threads(config.threads)
+        resume = (self.out / "trainer_state.pt").exists()
+        self.policy = load_policy(self.out / "policy" if resume else config.policy)
+        self.env, self.judge = make_rl_env(config)
+        self.trainer = GRPOTrainer(self.policy, self.env, self.judge, config.grpo)
+        self.reality = MetaWorldEnv(config.reality)
+        self.rng = np.random.default_rng(config.seed)
+        self.update_index, self.real_episodes = 0, 0
+        states = [t for name in config.reality.tasks for t in initial_states(name, "train", config.task_states_per_task, RL_TASK_SEEDS)]
+        self.task_pool = with_real_frames(states, self.reality) if config.env == "dream" else states
+        dreaming = config.env == "dream"
+        self.check = RealityCheck(config, self.reality, self.env if dreaming else None, self.judge if dreaming else None)
+        if resume:
+            self._load_state()
+        else:
+            torch.manual_seed(config.seed)
+
+    def _save_state(self) -> None:
+        save_policy(self.policy, self.out / "policy", {"rl": {"env": self.config.env, "updates": self.update_index}})
+        generator = getattr(self.env, "generator", None)
+        state = {"update": self.update_index, "trainer": self.trainer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
+                 "env_rng": generator.get_state() if generator is not None else None,
+                 "real_episodes": self.real_episodes, "validation_real_episodes": self.check.real_episodes}
+        with atomic_open(self.out / "trainer_state.pt", "wb") as handle:
+            torch.save(state, handle)
+
+    def _load_state(self) -> None:
+        state = torch.load(self.out / "trainer_state.pt", map_location="cpu", weights_only=False)
+        self.update_index, self.real_episodes = state["update"], state["real_episodes"]
+        self.check.real_episodes = state["validation_real_episodes"]
+        self.trainer.load_state_dict(state["trainer"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        generator = getattr(self.env, "generator", None)
+        if generator is not None and state["env_rng"] is not None:
+            generator.set_state(state["env_rng"])
+
+    def _log_validation(self, result: dict, writer) -> None:
+        result = {"update": self.update_index, **result}
+        with open(self.out / "validation.jsonl", "a") as handle:
+            handle.write(json.dumps(result) + "\n")
+        writer.add_scalar("validation/real_success", result["real_success"], self.update_index)
+        if "dream_success" in result:
+            writer.add_scalar("validation/dream_success", result["dream_success"], self.update_index)
+            verdict = "agree" if result["agrees"] else "DISAGREE (possible reward hacking)"
+            tqdm.write(f"[update {self.update_index}] dream-estimated success {result['dream_success']:.2f} vs real "
+                       f"{result['real_success']:.2f}: {verdict}")
+        else:
+            tqdm.write(f"[update {self.update_index}] real success {result['real_success']:.2f}")
+
+    def run(self) -> dict:
+        from torch.utils.tensorboard import SummaryWriter
+
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "config.json", {"command": "gymnast rl", **json.loads(json.dumps(asdict(config), default=str))})
+        writer = SummaryWriter(str(self.out / "tensorboard"))
+        if self.update_index == 0:
+            before = self.check.measure(self.policy)
+            if "agrees" in before and not before["agrees"]:
+                tqdm.write(f"WARNING: before RL the dream + judge estimate {before['dream_success']:.2f} success but the "
+                           f"policy succeeds {before['real_success']:.2f} in reality (tolerance {config.agreement_tolerance}); "
+                           "the dream reward is not trustworthy for this policy. Remedies: refresh the judge on this "
+                           "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
+                           "data, shorter dream horizons.")
+            self._log_validation(before, writer)
+        fields = ["update", "reward", "success", "unknown", "groups_kept", "groups", "loss", "clip_fraction", "kl",
+                  "grad_norm", "rollout_seconds", "judge_seconds", "learn_seconds", "real_episodes"]
+        new_file = not (self.out / "metrics.csv").exists()
+        with open(self.out / "metrics.csv", "a", newline="") as handle:
+            log = csv.DictWriter(handle, fields + ["per_task"], extrasaction="ignore")
+            if new_file:
+                log.writeheader()
+            progress = tqdm(range(self.update_index, config.updates), desc=f"rl ({config.env})", unit="update",
+                            initial=self.update_index, total=config.updates)
+            for _ in progress:
+                picks = self.rng.choice(len(self.task_pool), config.grpo.tasks_per_update, replace=False)
+                tasks = [self.task_pool[i] for i in picks]
+                stats = self.trainer.update(tasks)
+                self.update_index += 1
+                if config.env == "reality":
+                    self.real_episodes += config.grpo.tasks_per_update * config.grpo.group_size
+                row = {"update": self.update_index, "real_episodes": self.real_episodes, **stats,
+                       "per_task": json.dumps(stats["per_task"])}
+                log.writerow(row)
+                handle.flush()
+                for key in fields[1:]:
+                    writer.add_scalar(f"train/{key}", row[key], self.update_index)
+                progress.set_postfix(reward=f"{stats['reward']:.2f}", kept=f"{stats['groups_kept']}/{stats['groups']}")
+                if config.validate_every and self.update_index % config.validate_every == 0 or self.update_index == config.updates:
+                    self._log_validation(self.check.measure(self.policy), writer)
+                    last = self.trainer.last_rollouts
+                    if last is not None and config.gifs:
+                        annotated_gif(self.out / "gifs" / f"update_{self.update_index:04d}.gif", last.videos[:config.gifs],
+                                      self.trainer.last_success[:config.gifs], self.judge.name)
+                self._save_state()
+        writer.close()
+        summary = {"env": config.env, "updates": self.update_index, "real_episodes_rl": self.real_episodes,
+                   "real_episodes_validation": self.check.real_episodes}
+        write_json(self.out / "summary.json", summary)
+        return summary
+
+    def close(self) -> None:
+        for env in (self.env, self.reality):
+            if hasattr(env, "close"):
+                env.close()
+
+
+def train_rl(config: RLConfig) -> Path:
+    """Run (or resume) RL; returns the folder of the final policy."""
+    if config.env not in ENVS:
+        raise ValueError(f"unknown RL env {config.env!r}; choose one of {', '.join(ENVS)}")
+    if (Path(config.out) / "summary.json").exists() and read_json(Path(config.out) / "summary.json")["updates"] >= config.updates:
+        return Path(config.out) / "policy"
+    run = RLRun(config)
+    started = time.monotonic()
+    try:
+        summary = run.run()
+    finally:
+        run.close()
+    print(f"rl: {summary['updates']} updates in {(time.monotonic() - started) / 60:.1f} min, "
+          f"{summary['real_episodes_rl']} real episodes in training, {summary['real_episodes_validation']} for validation")
+    return Path(config.out) / "policy"
+
+
+def main(config: RLConfig) -> None:
+    print(f"policy: {train_rl(config)}")

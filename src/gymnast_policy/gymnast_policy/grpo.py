@@ -1,0 +1,190 @@
+"""GRPO for token policies, seeing only the `BatchedEnv` and `Judge` protocols.
+
+One update: P tasks x G rollouts of H steps (the policy queried every K steps at the rollout
+temperature) -> the judge's verdict per rollout -> reward -> advantages normalised per group
+-> groups whose success rate is outside [low, high] dropped (dynamic sampling) -> the PPO
+clipped surrogate with asymmetric clip on every action token -> one optimiser step with
+grad-norm clipping. An optional KL to a reference policy. The same trainer runs in the dream,
+in the shifted simulator and in the reality.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gymnast_core.protocols import BatchedEnv, Judge
+from gymnast_core.task import Task
+from gymnast_policy.base import TokenPolicy
+from gymnast_policy.evaluate import rollout
+
+
+@dataclass
+class GRPOConfig:
+    # Paper defaults where they fit a CPU (paper: 20 tasks x 8, temperature 1.6, lr 5e-6 for 7B).
+    group_size: int = 8
+    tasks_per_update: int = 8
+    horizon: int = 40
+    temperature: float = 1.6
+    clip_low: float = 0.2
+    clip_high: float = 0.28
+    # 0 = no KL term (the paper's default); > 0 adds a k3 KL estimate to the reference policy.
+    kl_coef: float = 0.0
+    dynamic_sampling: bool = True
+    keep_success_low: float = 0.1
+    keep_success_high: float = 0.9
+    # 'success' = binary judge verdict; 'score' = the verdict's score (a dense ground truth, Sim-RL).
+    reward: str = "success"
+    lr: float = 3e-5
+    grad_clip: float = 1.0
+    # Optimiser steps per update over the same rollouts (1 = the paper's on-policy setting).
+    epochs: int = 1
+    # Chunks per forward/backward slice (gradient accumulation; memory only).
+    microbatch: int = 128
+
+
+def group_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """(r - mean) / (std + eps) within each group of rewards [P, G]; NaN (unknown) rewards get 0."""
+    mean = np.nanmean(rewards, axis=1, keepdims=True)
+    std = np.nanstd(rewards, axis=1, keepdims=True)
+    advantages = (rewards - mean) / (std + eps)
+    return np.nan_to_num(advantages, nan=0.0).astype(np.float32)
+
+
+def keep_groups(rewards: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Dynamic sampling: keep groups [P, G] whose success rate lies in [low, high]."""
+    rate = np.nanmean(rewards, axis=1)
+    return (rate >= low) & (rate <= high)
+
+
+def clipped_surrogate(new_logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
+                      clip_low: float, clip_high: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped objective per token [N, T] with advantages [N]; returns (loss, clipped fraction)."""
+    ratio = torch.exp(new_logprobs - old_logprobs)
+    adv = advantages[:, None]
+    unclipped = ratio * adv
+    clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * adv
+    loss = -torch.minimum(unclipped, clipped).mean()
+    clip_fraction = ((ratio < 1 - clip_low) & (adv < 0) | (ratio > 1 + clip_high) & (adv > 0)).float().mean()
+    return loss, clip_fraction
+
+
+def kl_k3(new_logprobs: torch.Tensor, reference_logprobs: torch.Tensor) -> torch.Tensor:
+    """Schulman's non-negative k3 estimate of KL(new || reference) per token, averaged."""
+    log_ratio = reference_logprobs - new_logprobs
+    return (torch.exp(log_ratio) - log_ratio - 1).mean()
+
+
+@dataclass
+class Rollouts:
+    videos: np.ndarray  # uint8 [B, H + 1, S, S, 3]
+    instructions: list[str]  # [B]
+    frames: np.ndarray  # uint8 [B, C, s, s, 3], the policy's input at each of C queries
+    tokens: np.ndarray  # int64 [B, C, K * A]
+
+
+def collect_rollouts(policy: TokenPolicy, env: BatchedEnv, tasks: Sequence[Task], group_size: int, horizon: int,
+                     temperature: float) -> Rollouts:
+    """G rollouts of every task, all B = P * G in one batched env."""
+    batch_tasks = [task for task in tasks for _ in range(group_size)]
+    queries: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def choose(frames: np.ndarray, instructions: Sequence[str]) -> np.ndarray:
+        chunk = policy.act(frames, instructions, temperature)
+        queries.append((frames, chunk.tokens))
+        return chunk.actions
+
+    with torch.no_grad():
+        videos, _ = rollout(env, batch_tasks, choose, horizon, policy.image_size)
+    return Rollouts(videos, [t.instruction for t in batch_tasks], np.stack([f for f, _ in queries], axis=1),
+                    np.stack([t for _, t in queries], axis=1))
+
+
+class GRPOTrainer:
+    def __init__(self, policy: TokenPolicy, env: BatchedEnv, judge: Judge, config: GRPOConfig):
+        if config.reward not in ("success", "score"):
+            raise ValueError(f"GRPO reward must be 'success' or 'score', got {config.reward!r}")
+        if not 0 <= config.keep_success_low <= config.keep_success_high <= 1:
+            raise ValueError(f"dynamic-sampling range [{config.keep_success_low}, {config.keep_success_high}] is not within [0, 1]")
+        self.policy, self.env, self.judge, self.config = policy, env, judge, config
+        self.optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
+                                           weight_decay=0.0)
+        self.reference = copy.deepcopy(policy).eval().requires_grad_(False) if config.kl_coef > 0 else None
+        # The latest update's rollouts and verdicts, for annotated GIFs.
+        self.last_rollouts: Rollouts | None = None
+        self.last_success: np.ndarray | None = None
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs, besides the policy weights, to take the same next update."""
+        return {"optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+
+    def rewards(self, rollouts: Rollouts) -> tuple[np.ndarray, np.ndarray]:
+        verdict = self.judge.judge(rollouts.videos, rollouts.instructions)
+        values = verdict.success.astype(np.float32) if self.config.reward == "success" else verdict.scores.astype(np.float32)
+        return np.where(verdict.known, values, np.nan).astype(np.float32), verdict.success
+
+    def update(self, tasks: Sequence[Task]) -> dict:
+        """One GRPO update on the given P tasks; returns its statistics."""
+        config = self.config
+        timer = time.monotonic()
+        self.policy.eval()  # no dropout: rollout and learner see the same distribution
+        rollouts = collect_rollouts(self.policy, self.env, tasks, config.group_size, config.horizon, config.temperature)
+        rollout_seconds = time.monotonic() - timer
+        timer = time.monotonic()
+        rewards, success = self.rewards(rollouts)
+        self.last_rollouts, self.last_success = rollouts, success
+        judge_seconds = time.monotonic() - timer
+        timer = time.monotonic()
+        grouped = rewards.reshape(len(tasks), config.group_size)
+        keep = keep_groups(grouped, config.keep_success_low, config.keep_success_high) if config.dynamic_sampling \
+            else np.ones(len(tasks), bool)
+        advantages = group_advantages(grouped)
+        stats = {"reward": float(np.nanmean(rewards)) if np.isfinite(rewards).any() else float("nan"),
+                 "success": float(success.mean()), "unknown": int(np.isnan(rewards).sum()),
+                 "groups_kept": int(keep.sum()), "groups": len(tasks), "loss": 0.0, "clip_fraction": 0.0, "kl": 0.0,
+                 "grad_norm": 0.0, "per_task": {t.instruction: float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
+                                                for t, r in zip(tasks, grouped)}}
+        if keep.any():
+            stats.update(self._learn(rollouts, advantages[keep].reshape(-1), np.repeat(keep, config.group_size)))
+        stats.update(rollout_seconds=rollout_seconds, judge_seconds=judge_seconds, learn_seconds=time.monotonic() - timer)
+        return stats
+
+    def _learn(self, rollouts: Rollouts, advantages: np.ndarray, episode_mask: np.ndarray) -> dict:
+        config = self.config
+        queries = rollouts.frames.shape[1]
+        frames = rollouts.frames[episode_mask].reshape(-1, *rollouts.frames.shape[2:])
+        tokens = torch.from_numpy(rollouts.tokens[episode_mask].reshape(-1, rollouts.tokens.shape[-1]))
+        instructions = [i for i, keep in zip(rollouts.instructions, episode_mask) if keep for _ in range(queries)]
+        chunk_advantages = torch.from_numpy(np.repeat(advantages, queries))
+        slices = [slice(s, s + config.microbatch) for s in range(0, len(tokens), config.microbatch)]
+        with torch.no_grad():
+            old = torch.cat([self.policy.token_logprobs(frames[s], instructions[s], tokens[s], config.temperature) for s in slices])
+            reference = None if self.reference is None else torch.cat(
+                [self.reference.token_logprobs(frames[s], instructions[s], tokens[s], config.temperature) for s in slices])
+        totals = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0}
+        for _ in range(config.epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            for s in slices:
+                weight = len(tokens[s]) / len(tokens)
+                new = self.policy.token_logprobs(frames[s], instructions[s], tokens[s], config.temperature)
+                loss, clip_fraction = clipped_surrogate(new, old[s], chunk_advantages[s], config.clip_low, config.clip_high)
+                if reference is not None:
+                    kl = kl_k3(new, reference[s])
+                    loss = loss + config.kl_coef * kl
+                    totals["kl"] += weight * kl.item() / config.epochs
+                (weight * loss).backward()
+                totals["loss"] += weight * loss.item() / config.epochs
+                totals["clip_fraction"] += weight * clip_fraction.item() / config.epochs
+            norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)
+            totals["grad_norm"] += float(norm) / config.epochs
+            self.optimizer.step()
+        return totals

@@ -1,0 +1,145 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from gymnast_core.action_spec import NormStats
+from gymnast_core.envs.metaworld_env import METAWORLD_ACTION_SPEC
+from gymnast_core.protocols import Verdict
+from gymnast_core.task import Task
+from gymnast_policy.base import TokenPolicy
+from gymnast_policy.grpo import GRPOConfig, GRPOTrainer, clipped_surrogate, group_advantages, keep_groups, kl_k3
+
+
+def test_group_advantages_are_normalised_per_group():
+    rewards = np.array([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    adv = group_advantages(rewards)
+    np.testing.assert_allclose(adv[0], [1, -1, -1, 1], atol=1e-5)  # mean 0.5, std 0.5
+    std = np.sqrt(0.75 * 0.25)
+    np.testing.assert_allclose(adv[1], [0.25 / std, 0.25 / std, 0.25 / std, -0.75 / std], atol=1e-5)
+    np.testing.assert_allclose(adv[2], 0.0)  # no signal in an all-fail group
+    with_unknown = group_advantages(np.array([[1.0, np.nan, 0.0]]))
+    np.testing.assert_allclose(with_unknown, [[1.0, 0.0, -1.0]], atol=1e-5)  # unknown -> no gradient
+
+
+def test_dynamic_sampling_filter():
+    rewards = np.array([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0] * 10, [1] + [0] * 9, [1] * 9 + [0], [1] * 5 + [0] * 5], float)
+    assert keep_groups(rewards, 0.1, 0.9).tolist() == [False, False, True, True, True]
+    assert keep_groups(rewards, 0.2, 0.8).tolist() == [False, False, False, False, True]
+
+
+def test_clipped_surrogate_by_hand():
+    old = torch.zeros(4, 1)
+    # ratios 1.5, 0.5, 1.1, 0.7 with advantages +1, -1, -2, +2.
+    new = torch.log(torch.tensor([[1.5], [0.5], [1.1], [0.7]]))
+    adv = torch.tensor([1.0, -1.0, -2.0, 2.0])
+    loss, clipped = clipped_surrogate(new, old, adv, 0.2, 0.28)
+    # +A, ratio above 1 + 0.28: clipped to 1.28. -A, ratio below 0.8: clipped to 0.8 -> -0.8.
+    # -A, ratio 1.1: min(-2.2, -2.2) = -2.2. +A, ratio 0.7: min(1.4, 1.6) = 1.4 (not clipped).
+    assert loss.item() == pytest.approx(-(1.28 - 0.8 - 2.2 + 1.4) / 4)
+    assert clipped.item() == pytest.approx(0.5)
+    # The asymmetric clip: an upward ratio of 1.25 is inside (0.28), a downward 0.78 outside (0.2).
+    loss, _ = clipped_surrogate(torch.log(torch.tensor([[1.25], [0.78]])), torch.zeros(2, 1), torch.tensor([1.0, -1.0]), 0.2, 0.28)
+    assert loss.item() == pytest.approx(-(1.25 - 0.8) / 2)
+
+
+def test_clip_stops_the_gradient_outside_the_trust_region():
+    new = torch.log(torch.tensor([[1.5], [0.9]])).requires_grad_(True)
+    loss, _ = clipped_surrogate(new, torch.zeros(2, 1), torch.tensor([1.0, 1.0]), 0.2, 0.28)
+    loss.backward()
+    assert new.grad[0].item() == 0.0 and new.grad[1].item() != 0.0
+
+
+def test_kl_k3_is_zero_at_equality_and_positive_otherwise():
+    lp = torch.log(torch.tensor([[0.2, 0.5]]))
+    assert kl_k3(lp, lp).item() == pytest.approx(0.0)
+    assert kl_k3(lp, lp + 0.3).item() > 0
+
+
+class BiasPolicy(TokenPolicy):
+    """A policy whose token logits are free parameters: a bandit over action tokens."""
+
+    image_size = 8
+
+    def __init__(self):
+        spec = METAWORLD_ACTION_SPEC.with_stats(NormStats((-1,) * 4, (1,) * 4, (0,) * 4, (1,) * 4))
+        super().__init__(spec, chunk_size=2, bins=16)
+        self.bias = torch.nn.Parameter(torch.zeros(2 * spec.dim, 16))
+
+    def logits(self, frames, instructions):
+        return self.bias.expand(len(frames), -1, -1)
+
+    def config_dict(self):
+        return {"backbone": "bias"}
+
+
+class PushRightEnv:
+    """Frames show how far right the hand went; success = mean x-action above 0.15. Optimum: x = +1."""
+
+    action_spec = METAWORLD_ACTION_SPEC
+    image_size = 8
+
+    def reset(self, tasks):
+        self.total, self.steps = np.zeros(len(tasks)), 0
+        return self._frames()
+
+    def step(self, actions):
+        self.total += actions[:, 0]
+        self.steps += 1
+        return self._frames()
+
+    def _frames(self):
+        mean = self.total / max(self.steps, 1)
+        value = np.clip(128 + 100 * mean, 0, 255).astype(np.uint8)
+        return np.broadcast_to(value[:, None, None, None], (len(value), 8, 8, 3)).copy()
+
+
+class BrightnessJudge:
+    name = "toy"
+
+    def judge(self, videos, instructions):
+        success = videos[:, -1].mean(axis=(1, 2, 3)) > 128 + 15
+        return Verdict(success.astype(np.float32), success, np.ones(len(success), bool), [""] * len(success))
+
+
+def make_trainer(seed=0):
+    torch.manual_seed(seed)
+    policy = BiasPolicy()
+    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=6, temperature=1.0, lr=0.05)
+    return GRPOTrainer(policy, PushRightEnv(), BrightnessJudge(), config)
+
+
+TASKS = [Task("push right", env_state={"i": i}) for i in range(4)]
+
+
+def test_tiny_rl_loop_raises_the_reward():
+    trainer = make_trainer()
+    first = np.mean([trainer.update(TASKS)["success"] for _ in range(3)])
+    for _ in range(25):
+        stats = trainer.update(TASKS)
+    last = np.mean([trainer.update(TASKS)["success"] for _ in range(3)])
+    assert first < 0.5 and last > first + 0.3, (first, last)
+    assert stats["groups"] == 4 and 0 <= stats["groups_kept"] <= 4
+
+
+def test_resume_gives_the_same_next_update():
+    trainer = make_trainer()
+    trainer.update(TASKS)
+    saved_policy, saved_state = copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.state_dict())
+    expected = trainer.update(TASKS)
+    expected_weights = trainer.policy.bias.detach().clone()
+
+    resumed = make_trainer(seed=123)  # a different process state, then the checkpoint
+    resumed.policy.load_state_dict(saved_policy)
+    resumed.load_state_dict(saved_state)
+    again = resumed.update(TASKS)
+    assert again["reward"] == expected["reward"] and again["loss"] == pytest.approx(expected["loss"])
+    torch.testing.assert_close(resumed.policy.bias.detach(), expected_weights)
+
+
+def test_bad_grpo_config_is_a_clear_error():
+    with pytest.raises(ValueError, match="reward must be 'success' or 'score'"):
+        GRPOTrainer(BiasPolicy(), PushRightEnv(), BrightnessJudge(), GRPOConfig(reward="dense"))
+    with pytest.raises(ValueError, match="dynamic-sampling range"):
+        GRPOTrainer(BiasPolicy(), PushRightEnv(), BrightnessJudge(), GRPOConfig(keep_success_low=0.9, keep_success_high=0.1))
