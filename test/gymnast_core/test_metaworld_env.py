@@ -29,6 +29,19 @@ def test_rendering_is_deterministic_for_a_seed(reality):
     assert np.abs(first[0][0].astype(int) - first[0][1].astype(int)).sum() > 0
 
 
+@pytest.mark.parametrize("task_name", ["button-press-v3", "push-v3"])
+def test_batched_sims_render_as_if_each_had_its_own_renderer(reality, task_name):
+    """Sims of a task share one renderer; each frame must equal a fresh single-episode render."""
+    tasks = initial_states(task_name, "eval", 3, start=5)
+    batched = reality.reset(tasks)
+    for i, task in enumerate(tasks):
+        alone = MetaWorldEnv(RealityConfig(image_size=64))
+        try:
+            np.testing.assert_array_equal(alone.reset([task])[0], batched[i])
+        finally:
+            alone.close()
+
+
 def test_image_size_is_configurable():
     env = MetaWorldEnv(RealityConfig(image_size=128))
     try:

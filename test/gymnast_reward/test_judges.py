@@ -53,7 +53,7 @@ def test_learned_judge_rejects_weights_that_do_not_match(tmp_path):
 
 def test_augment_keeps_shape_and_range():
     x = torch.rand(3, 12, 16, 16) * 2 - 1
-    out = augment(x, 4, torch.Generator().manual_seed(0))
+    out = augment(x, torch.Generator().manual_seed(0))
     assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
 
 

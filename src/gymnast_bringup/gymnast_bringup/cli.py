@@ -13,7 +13,7 @@ from typing import Any, Callable
 import draccus
 from draccus.utils import DecodingError
 
-from gymnast_bringup import commands
+from gymnast_bringup import bench, commands, rl
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
 from gymnast_core.dataset import DatasetError
@@ -47,6 +47,9 @@ COMMANDS: dict[str, Command] = {
                                 "Open-loop fidelity (PSNR/SSIM) of a world model vs copy-last-frame and shuffled actions."),
     "train-judge": Command(train_judge.TrainJudgeConfig, train_judge.main,
                            "Train or refresh the learned success judge (real, dreamed and policy videos)."),
+    "rl": Command(rl.RLConfig, rl.main, "GRPO in the dream (World-Gymnast), the shifted sim (Sim-RL) or the reality (Real-RL)."),
+    "bench dream-to-real": Command(bench.BenchConfig, bench.main,
+                                   "Train or reuse every arm (SFT, Iter-SFT, Sim-RL, World-Gymnast, Real-RL); table of real success."),
     "judge-eval": Command(judge_calibrate.JudgeEvalConfig, judge_calibrate.main,
                           "Judge accuracy / TPR / FPR against ground truth on real and dreamed videos."),
 }
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return
-    name, rest = argv[0], argv[1:]
+    # Two-word commands ("bench dream-to-real") first.
+    name, rest = (" ".join(argv[:2]), argv[2:]) if " ".join(argv[:2]) in COMMANDS else (argv[0], argv[1:])
     if name not in COMMANDS:
         print(f"gymnast: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
@@ -12,6 +12,9 @@ from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial
 from gymnast_core.lerobot import import_lerobot_v3
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, format_result, write_report
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
+from gymnast_policy.sft import SFTConfig, train_sft
+from gymnast_reward.train_judge import TrainJudgeConfig, train_judge
+from gymnast_bringup.bench import BenchConfig, run_bench
 
 
 @dataclass
@@ -80,28 +83,68 @@ def make_tasks(config: MakeTasksConfig) -> None:
 class RunConfig:
     """The main job on the embedded default: the World-Gymnast pipeline end to end.
 
+    collect -> world model -> SFT -> judge -> GRPO in the dream -> evaluation in the reality,
+    ending in the results table and GIFs. By default the world model, SFT policy and judge
+    start from the checkpoints this project trained and ships (checkpoints/default), so the job
+    fits ~30 minutes on 2 cores; `--from_scratch true` trains all three here (about an hour).
     Every stage resumes: a finished stage is skipped on a re-run, an interrupted one continues.
     """
 
     # Root folder of every artefact of the run; stage outputs go to fixed sub-folders.
     out: str = "outputs/default"
+    from_scratch: bool = False
+    shipped: str = "checkpoints/default"
     collect: CollectConfig = field(default_factory=CollectConfig)
     world_model: TrainWorldModelConfig = field(default_factory=TrainWorldModelConfig)
     world_model_eval: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    judge: TrainJudgeConfig = field(default_factory=TrainJudgeConfig)
+    # The main job compares SFT with World-Gymnast on one seed; `gymnast bench dream-to-real`
+    # runs every arm on several.
+    arms: tuple[str, ...] = ("sft", "world-gymnast")
+    seeds: tuple[int, ...] = (0,)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
 
 def run(config: RunConfig) -> None:
-    print("== 1/3 collect the 'real' dataset")
+    shipped = Path(config.shipped)
+    reuse = not config.from_scratch and (shipped / "world_model.pt").exists()
+    print("== 1/6 collect the 'real' dataset")
     config.collect.out = f"{config.out}/data"
     dataset = collect(config.collect)
     print(format_summary(dataset.summary()))
 
-    print("\n== 2/3 train the world model")
-    config.world_model.dataset, config.world_model.out = config.collect.out, f"{config.out}/world_model"
-    checkpoint = train_world_model(config.world_model)
-
-    print("\n== 3/3 world-model fidelity on held-out episodes")
-    config.world_model_eval.checkpoint, config.world_model_eval.out = str(checkpoint), f"{config.out}/world_model/eval"
+    print("\n== 2/6 world model" + (f" (shipped: {shipped / 'world_model.pt'})" if reuse else ""))
+    if reuse:
+        world_model = shipped / "world_model.pt"
+    else:
+        config.world_model.dataset, config.world_model.out = config.collect.out, f"{config.out}/world_model"
+        world_model = train_world_model(config.world_model)
+    config.world_model_eval.checkpoint, config.world_model_eval.out = str(world_model), f"{config.out}/report/world_model"
+    config.world_model_eval.dataset = config.collect.out
     result = evaluate_world_model(config.world_model_eval)
     print(format_result(result))
-    print(f"report: {write_report(result, Path(config.world_model_eval.out), 'gymnast run')}")
+    write_report(result, Path(config.world_model_eval.out), "gymnast run")
+
+    print("\n== 3/6 SFT policy" + (f" (shipped: {shipped / 'policy_sft'})" if reuse else ""))
+    if reuse:
+        policy = shipped / "policy_sft"
+    else:
+        config.sft.dataset, config.sft.out = config.collect.out, f"{config.out}/policy_sft"
+        policy = train_sft(config.sft)
+
+    print("\n== 4/6 learned judge" + (f" (shipped: {shipped / 'judge'})" if reuse else ""))
+    dream = replace(config.bench.dream, checkpoint=str(world_model))
+    if reuse:
+        judge = shipped / "judge"
+    else:
+        judge = Path(f"{config.out}/judge")
+        train_judge(replace(config.judge, dataset=config.collect.out, dream=dream, policy=str(policy), out=str(judge)))
+
+    print("\n== 5/6 GRPO in the dream, then 6/6 evaluation in the reality")
+    table = run_bench(replace(config.bench, arms=config.arms, seeds=config.seeds, out=f"{config.out}/bench", report=f"{config.out}/report", dataset=config.collect.out,
+                              sft_policy=str(policy), judge_dir=str(judge), dream=dream,
+                              judge=replace(config.bench.judge, backend="learned", path=str(judge)),
+                              command="gymnast run" + (" --from_scratch true" if config.from_scratch else "")))
+    print(table.read_text())
+    print(f"table: {table}\nGIFs: {config.out}/bench/world-gymnast/gifs, {config.out}/bench/eval/*/seed0/episodes.gif")

@@ -33,7 +33,7 @@ from gymnast_core.video import save_gif
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
 from gymnast_policy.evaluate import rollout
-from gymnast_policy.grpo import GRPOConfig, GRPOTrainer
+from gymnast_policy.grpo import CPU_GRPO, GRPOConfig, GRPOTrainer
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
@@ -53,8 +53,8 @@ class RLConfig:
     reality: RealityConfig = field(default_factory=RealityConfig)
     # The "software simulator" of Sim-RL: reality with a systematic visual and dynamics shift.
     sim_shift: ShiftConfig = field(default_factory=ShiftConfig)
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    updates: int = 12
+    grpo: GRPOConfig = field(default_factory=lambda: replace(CPU_GRPO))
+    updates: int = 8
     # Initial states per task that RL draws its tasks from.
     task_states_per_task: int = 16
     # Real validation: episodes per task, every `validate_every` updates (0 = before and after only).
@@ -142,7 +142,9 @@ class RLRun:
         resume = (self.out / "trainer_state.pt").exists()
         self.policy = load_policy(self.out / "policy" if resume else config.policy)
         self.env, self.judge = make_rl_env(config)
-        self.trainer = GRPOTrainer(self.policy, self.env, self.judge, config.grpo)
+        # Sim-RL learns from the simulator's dense ground-truth reward, as the paper's SIMPLER baseline did.
+        grpo = replace(config.grpo, reward="score") if config.env == "sim" else config.grpo
+        self.trainer = GRPOTrainer(self.policy, self.env, self.judge, grpo)
         self.reality = MetaWorldEnv(config.reality)
         self.rng = np.random.default_rng(config.seed)
         self.update_index, self.real_episodes = 0, 0

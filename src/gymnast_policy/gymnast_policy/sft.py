@@ -25,7 +25,7 @@ from gymnast_core.episode import Episode
 from gymnast_core.video import resize_frames
 from gymnast_policy.augment import color_jitter, random_shift_crop
 from gymnast_policy.base import TokenPolicy
-from gymnast_policy.checkpoint import build_policy, save_policy
+from gymnast_policy.checkpoint import build_policy, load_policy, save_policy
 from gymnast_policy.compact_vla import CompactVLAConfig
 
 
@@ -41,6 +41,10 @@ class SFTConfig:
     # Demonstrations per task (first N by key); 0 = all.
     demos_per_task: int = 10
     policy: CompactVLAConfig = field(default_factory=CompactVLAConfig)
+    # Start from this policy checkpoint instead of fresh weights ('' = fresh; Iter-SFT sets it).
+    init: str = ""
+    # A second dataset (e.g. judge-filtered dream rollouts) mixed 1:1 with the demos ('' = none).
+    mix_dataset: str = ""
     steps: int = 2000
     batch_size: int = 64
     lr: float = 3e-4
@@ -98,9 +102,16 @@ def train_sft(config: SFTConfig) -> Path:
     dataset = EpisodeDataset.open(config.dataset)
     if dataset.action_spec.stats is None:
         raise ValueError(f"{dataset.root}: the dataset has no action statistics; run dataset.compute_stats()")
-    policy = build_policy({"backbone": "compact", **config.policy.__dict__}, dataset.action_spec)
+    policy = load_policy(config.init) if config.init else build_policy({"backbone": "compact", **config.policy.__dict__},
+                                                                       dataset.action_spec)
     demos = select_demos(dataset, config.sources, config.demos_per_task)
-    samples = ChunkSamples([dataset.load(e) for e in demos], config.policy.chunk_size, config.policy.image_size)
+    samples = ChunkSamples([dataset.load(e) for e in demos], policy.chunk_size, policy.image_size)
+    mixed = None
+    if config.mix_dataset:
+        extra = EpisodeDataset.open(config.mix_dataset)
+        if not len(extra):
+            raise ValueError(f"{extra.root}: the dataset to mix in is empty")
+        mixed = ChunkSamples([extra.load(e) for e in extra.entries], policy.chunk_size, policy.image_size)
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
@@ -131,7 +142,13 @@ def train_sft(config: SFTConfig) -> Path:
     progress = tqdm(total=config.steps, initial=step, desc="sft", unit="step")
     while step < config.steps and not (config.max_minutes and elapsed >= 60 * config.max_minutes):
         started = time.perf_counter()
-        frames, instructions, chunks = samples.batch(rng.integers(0, len(samples), config.batch_size))
+        if mixed is None:
+            frames, instructions, chunks = samples.batch(rng.integers(0, len(samples), config.batch_size))
+        else:  # half demos, half mixed-in episodes
+            half = config.batch_size // 2
+            a = samples.batch(rng.integers(0, len(samples), config.batch_size - half))
+            b = mixed.batch(rng.integers(0, len(mixed), half))
+            frames, instructions, chunks = torch.cat([a[0], b[0]]), a[1] + b[1], np.concatenate([a[2], b[2]])
         frames = color_jitter(random_shift_crop(frames, config.crop_pad, generator), config.jitter, generator)
         loss = sft_loss(policy, frames, instructions, chunks)
         optimizer.zero_grad(set_to_none=True)

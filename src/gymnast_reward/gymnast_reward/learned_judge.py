@@ -27,8 +27,11 @@ from gymnast_reward.rubric import check_batch
 @dataclass(frozen=True)
 class LearnedJudgeConfig:
     image_size: int = 64
-    frames: int = 4
-    channels: tuple[int, ...] = (32, 64, 128)
+    frames: int = 6
+    channels: tuple[int, ...] = (16, 32, 64)
+    # Keep the final feature map's layout (where the hand is relative to the target) instead of
+    # averaging it away.
+    flatten: bool = False
     # P(success) at or above this counts as success.
     threshold: float = 0.5
 
@@ -51,7 +54,9 @@ class LearnedJudge(nn.Module):
             width = out
         self.encoder = nn.Sequential(*layers)
         self.film = nn.Linear(self.text_encoder.dim, 2 * width)
-        self.head = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, 1))
+        grid = config.image_size // 2 ** len(config.channels)
+        features = width * grid * grid if config.flatten else width
+        self.head = nn.Sequential(nn.Linear(features, width), nn.SiLU(), nn.Linear(width, 1))
 
     def inputs(self, videos: np.ndarray) -> torch.Tensor:
         """uint8 [B, T, H, W, 3] -> float [B, 3 * frames, S, S] in [-1, 1]."""
@@ -65,7 +70,8 @@ class LearnedJudge(nn.Module):
         """Success logits [B]."""
         h = self.encoder(x)
         scale, shift = self.film(self.text_encoder.encode(instructions).to(x.device))[:, :, None, None].chunk(2, dim=1)
-        h = (h * (1 + scale) + shift).mean(dim=(2, 3))
+        h = h * (1 + scale) + shift
+        h = h.flatten(1) if self.config.flatten else h.mean(dim=(2, 3))
         return self.head(h).squeeze(-1)
 
     @torch.no_grad()

@@ -21,7 +21,6 @@ from tqdm import tqdm
 
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.envs.metaworld_env import RealityConfig
-from gymnast_policy.augment import color_jitter, random_shift_crop
 from gymnast_world_model.data import split_entries
 from gymnast_world_model.dream_env import DreamConfig, dream_replay
 from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, load_learned_judge, save_learned_judge
@@ -73,6 +72,8 @@ class TrainJudgeConfig:
     # Policy whose own rollouts (near-misses) join the training set; '' = none.
     policy: str = "outputs/default/policy_sft"
     policy_episodes_per_task: int = 24
+    # Real episodes replayed in the dream for training (half successes where possible).
+    dream_replays: int = 128
     policy_temperature: float = 1.0
     reality: RealityConfig = field(default_factory=RealityConfig)
     out: str = "outputs/default/judge"
@@ -81,11 +82,24 @@ class TrainJudgeConfig:
     # Must match the world model's split, so its held-out episodes stay unseen by both.
     holdout_fraction: float = 0.1
     model: LearnedJudgeConfig = field(default_factory=LearnedJudgeConfig)
-    steps: int = 1500
+    # Loss weights: false positives are what RL exploits, and the policy's own videos (real and
+    # dreamed) are the ones the judge scores during RL. Chosen by judge-eval (docs/judge).
+    failure_weight: float = 2.0
+    policy_weight: float = 3.0
+    steps: int = 2500
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
     threads: int = 2
+
+
+def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to `count` indices, half successes and half failures where there are enough of each."""
+    positives, negatives = np.flatnonzero(labels), np.flatnonzero(~labels)
+    take_pos = min(len(positives), count // 2)
+    take_neg = min(len(negatives), count - take_pos)
+    take_pos = min(len(positives), count - take_neg)
+    return np.sort(np.concatenate([rng.choice(positives, take_pos, replace=False), rng.choice(negatives, take_neg, replace=False)]))
 
 
 def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
@@ -96,7 +110,10 @@ def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
     real, actions = load_real(dataset, train_entries, "real")
     parts = [real]
     if config.dream.checkpoint:
-        parts.append(dreamed(config.dream, real, actions, "dream"))
+        # A class-balanced subset: dreaming every episode costs minutes on the CPU.
+        pick = balanced_subset(real.labels, config.dream_replays, np.random.default_rng(config.seed))
+        subset = LabelledVideos(real.videos[pick], [real.instructions[i] for i in pick], real.labels[pick], ["real"] * len(pick))
+        parts.append(dreamed(config.dream, subset, actions[pick], "dream"))
     if config.policy:
         rollouts = record_rollouts(config.policy, config.reality, Path(config.out) / "policy_rollouts" / Path(config.policy).name,
                                    "train", config.policy_episodes_per_task, config.policy_temperature, config.seed)
@@ -115,20 +132,19 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
     judge.train()
     inputs = judge.inputs(data.videos)  # [N, 3F, S, S] in [-1, 1]
     labels = torch.from_numpy(data.labels.astype(np.float32))
-    # Balance the classes: failures dominate the mix, and the false-positive rate matters most.
     positives = float(labels.sum())
-    pos_weight = torch.tensor((len(labels) - positives) / max(positives, 1.0))
+    weights = torch.where(labels > 0, 1.0, config.failure_weight) * torch.tensor(
+        [config.policy_weight if kind.startswith("policy") else 1.0 for kind in data.kinds])
     optimizer = torch.optim.AdamW(judge.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps)
     generator = torch.Generator().manual_seed(config.seed)
-    frames_per_video = judge.config.frames
     started = time.monotonic()
     progress = tqdm(range(config.steps), desc="train-judge", unit="step")
     for _ in progress:
         index = torch.randint(0, len(labels), (config.batch_size,), generator=generator)
-        x = augment(inputs[index], frames_per_video, generator)
+        x = augment(inputs[index], generator)
         logits = judge(x, [data.instructions[i] for i in index.tolist()])
-        loss = F.binary_cross_entropy_with_logits(logits, labels[index], pos_weight=pos_weight)
+        loss = (F.binary_cross_entropy_with_logits(logits, labels[index], reduction="none") * weights[index]).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -142,16 +158,15 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
     return judge
 
 
-def augment(x: torch.Tensor, frames: int, generator: torch.Generator) -> torch.Tensor:
-    """A random shift per frame and one colour jitter per video, on inputs [B, 3F, S, S]."""
-    batch, channels, size, _ = x.shape
-    as_uint8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    per_frame = as_uint8.view(batch, frames, 3, size, size).permute(0, 1, 3, 4, 2).reshape(batch * frames, size, size, 3)
-    shifted = random_shift_crop(per_frame, 3, generator)
-    # A video's frames stacked into one image, so they share the jitter.
-    jittered = color_jitter(shifted.reshape(batch, frames * size, size, 3), 0.15, generator)
-    back = jittered.view(batch, frames, size, size, 3).permute(0, 1, 4, 2, 3).reshape(batch, channels, size, size)
-    return back.float() / 127.5 - 1.0
+def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 3, jitter: float = 0.15) -> torch.Tensor:
+    """One random shift (replicate padding) and one brightness/contrast jitter per video, on [B, 3F, S, S] in [-1, 1]."""
+    batch, _, size, _ = x.shape
+    padded = F.pad(x, (pad,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator).tolist()
+    x = torch.stack([padded[i, :, dy:dy + size, dx:dx + size] for i, (dy, dx) in enumerate(offsets)])
+    gain = 1 + jitter * (2 * torch.rand(batch, 1, 1, 1, generator=generator) - 1)
+    bias = jitter * (2 * torch.rand(batch, 1, 1, 1, generator=generator) - 1)
+    return (x * gain + bias).clamp(-1, 1)
 
 
 def main(config: TrainJudgeConfig) -> None:

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from gymnast_core.task import Task
 from gymnast_core.video import resize_frames
@@ -69,7 +70,7 @@ def dream_replay(env: DreamEnv, first_frames: np.ndarray, actions: np.ndarray, i
     episode's real outcome, is how the judge learns what dreams of success and failure look like.
     """
     videos = []
-    for start in range(0, len(first_frames), batch_size):
+    for start in tqdm(range(0, len(first_frames), batch_size), desc="dream replays", unit="batch", leave=False):
         part = slice(start, start + batch_size)
         frames = [env.reset_frames(first_frames[part], list(instructions[part]))]
         for t in range(actions.shape[1]):

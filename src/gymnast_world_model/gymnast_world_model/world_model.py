@@ -195,12 +195,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def export_world_model(source: str | Path, target: str | Path) -> None:
+    """A small inference-only copy (EMA weights, config, ActionSpec, training summary) to ship."""
+    state = read_checkpoint(source)
+    slim = {key: state[key] for key in ("kind", "config", "action_spec", "ema", "step", "elapsed", "holdout_fraction", "dataset")
+            if key in state}
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(target, "wb") as handle:
+        torch.save(slim, handle)
+
+
 def load_world_model(path: str | Path, use_ema: bool = True) -> WorldModel:
-    """A trained world model in eval mode (EMA weights by default)."""
+    """A trained world model in eval mode (EMA weights by default; exports hold only those)."""
     state = read_checkpoint(path)
     config = decode_config(state["config"])
     model = WorldModel(config, ActionSpec.from_dict(state["action_spec"]))
-    weights = state["ema"] if use_ema else state["model"]
+    weights = state["ema"] if use_ema or "model" not in state else state["model"]
     try:
         model.dynamics.load_state_dict(weights)
     except RuntimeError as exc:

@@ -120,9 +120,14 @@ def expert_policy(task_name: str):
 
 
 class _TaskSim:
-    """One Meta-World env with its renderer and camera; reused across resets."""
+    """One Meta-World env and its camera; reused across resets.
 
-    def __init__(self, task_name: str, config: RealityConfig):
+    Sims of one task share a renderer: a MuJoCo renderer holds a GL context and copies of the
+    meshes and textures (~250 MB here), and what differs between sims of a task (body, site and
+    geom poses) is read from each sim's own MjData, which mj_forward filled from its own model.
+    """
+
+    def __init__(self, task_name: str, config: RealityConfig, renderer=None):
         import mujoco
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 
@@ -145,7 +150,8 @@ class _TaskSim:
         self.camera.azimuth, self.camera.elevation, self.camera.distance = cam.azimuth, cam.elevation, cam.distance
         if config.shift is not None:
             self._apply_shift(config.shift)
-        self.renderer = mujoco.Renderer(model, config.image_size, config.image_size)
+        self.renderer = renderer or mujoco.Renderer(model, config.image_size, config.image_size)
+        self.owns_renderer = renderer is None
         self.obs: np.ndarray | None = None
 
     def _apply_shift(self, shift: ShiftConfig) -> None:
@@ -182,7 +188,8 @@ class _TaskSim:
         return self.renderer.render().copy()
 
     def close(self) -> None:
-        self.renderer.close()
+        if self.owns_renderer:
+            self.renderer.close()
         self.env.close()
 
 
@@ -204,7 +211,7 @@ class MetaWorldEnv:
     def _sim_for(self, task_name: str, slot: int) -> _TaskSim:
         pool = self._sims.setdefault(task_name, [])
         while len(pool) <= slot:
-            pool.append(_TaskSim(task_name, self.config))
+            pool.append(_TaskSim(task_name, self.config, pool[0].renderer if pool else None))
         return pool[slot]
 
     def reset(self, tasks: Sequence[Task]) -> np.ndarray:
@@ -219,11 +226,12 @@ class MetaWorldEnv:
             sim = self._sim_for(state["task"], slot)
             sim.reset(int(state["seed"]))
             self._active.append(sim)
-        # Each sim holds its own renderer (~100 MB): keep only those this batch can use.
+        # Keep only the sims this batch can use (the first of a pool owns the shared renderer).
         for name, pool in self._sims.items():
-            for sim in pool[used.get(name, 0):]:
+            keep = max(used.get(name, 0), 1)
+            for sim in pool[keep:]:
                 sim.close()
-            del pool[used.get(name, 0):]
+            del pool[keep:]
         self.success = np.zeros(len(tasks), dtype=bool)
         self.rewards = np.zeros(len(tasks), dtype=np.float32)
         self.steps = 0

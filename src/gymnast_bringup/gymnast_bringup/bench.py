@@ -1,0 +1,270 @@
+"""`gymnast bench dream-to-real`: every arm trained on the same data, scored in the unshifted reality.
+
+Arms (the paper's Tables 1-2, plus Real-RL as an upper bound that pays for real interaction):
+- sft: the supervised policy;
+- iter-sft: its dream rollouts, filtered by the judge, mixed 1:1 with the demos, SFT again;
+- sim-rl: GRPO in the shifted "software simulator" with its ground-truth dense reward;
+- world-gymnast: GRPO in the dream with the judge's reward;
+- real-rl: GRPO in the reality with its true reward.
+Each arm is evaluated on held-out initial states (episodes_per_task per seed, several seeds),
+greedy, and also in the dream + judge from the same initial states (dream-estimated success).
+Every stage caches its outputs under `out`, so a re-run only does what is missing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from gymnast_core.atomic import atomic_open, read_json, write_json
+from gymnast_core.dataset import EpisodeDataset
+from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
+from gymnast_core.episode import Episode
+from gymnast_policy.checkpoint import load_policy
+from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, standard_error
+from gymnast_policy.grpo import collect_rollouts
+from gymnast_policy.sft import SFTConfig, train_sft
+from gymnast_reward.judges import JudgeConfig, make_judge
+from gymnast_world_model.dream_env import DreamConfig
+from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, train_rl, with_real_frames
+
+ARMS = ("sft", "world-gymnast", "sim-rl", "iter-sft", "real-rl")
+ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-gymnast": "World-Gymnast", "real-rl": "Real-RL"}
+
+
+@dataclass
+class BenchConfig:
+    """Train (or reuse) every arm on the same data and evaluate all of them in the reality."""
+
+    out: str = "outputs/default/bench"
+    # Where the table (markdown + PNG) and GIFs are written.
+    report: str = "docs/bench"
+    arms: tuple[str, ...] = ARMS
+    dataset: str = "outputs/default/data"
+    sft_policy: str = "outputs/default/policy_sft"
+    # The learned judge's training set (its policy rollouts are real episodes too).
+    judge_dir: str = "outputs/default/judge"
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    reality: RealityConfig = field(default_factory=RealityConfig)
+    # The GRPO settings every RL arm shares (env, policy and out are set per arm).
+    rl: RLConfig = field(default_factory=RLConfig)
+    # Iter-SFT: dream rollouts per task before the judge's filter, and the SFT steps after it.
+    iter_sft_rollouts_per_task: int = 32
+    iter_sft_steps: int = 300
+    seeds: tuple[int, ...] = (0, 1)
+    episodes_per_task: int = 40
+    # Episodes per task of the dream-estimated success (the first of seed 0's initial states).
+    dream_episodes_per_task: int = 20
+    threads: int = 2
+    # The command line that produced the table (set by the CLI).
+    command: str = "gymnast bench dream-to-real"
+
+
+def train_iter_sft(config: BenchConfig, folder: Path) -> Path:
+    """SFT policy -> dream rollouts from real initial frames -> judge filter -> SFT on them + demos (1:1)."""
+    policy_dir = folder / "policy"
+    if (policy_dir / "policy.json").exists() and (folder / "done.json").exists():
+        return policy_dir
+    data_dir = folder / "dream_data"
+    if not (data_dir / "done.json").exists():
+        policy, env, judge = load_policy(config.sft_policy), config.dream.make_env(), make_judge(config.judge)
+        reality = MetaWorldEnv(config.reality)
+        try:
+            tasks = with_real_frames([t for name in config.reality.tasks for t in initial_states(
+                name, "train", config.iter_sft_rollouts_per_task, RL_TASK_SEEDS)], reality)
+        finally:
+            reality.close()
+        dataset = EpisodeDataset.create(data_dir, env.action_spec, image_size=env.image_size, tasks=list(config.reality.tasks))
+        for start in tqdm(range(0, len(tasks), 32), desc="iter-sft dreams", unit="batch"):
+            batch = tasks[start:start + 32]
+            with torch.no_grad():
+                videos, actions = rollout(env, batch, lambda f, i: policy.act(f, i, 1.0).actions, config.rl.grpo.horizon,
+                                          policy.image_size)
+            verdict = judge.judge(videos, [t.instruction for t in batch])
+            for i in np.flatnonzero(verdict.success):
+                task = batch[i]
+                dataset.append(Episode(videos[i], actions[i], task.instruction, True,
+                                       {"source": "dream", "task": task.env_state["task"], "judge": judge.name}),
+                               f"{task.env_state['task']}/dream/{task.env_state['seed']}")
+        if not len(dataset):
+            raise ValueError("iter-sft: the judge accepted none of the SFT policy's dream rollouts")
+        dataset.compute_stats()
+        write_json(data_dir / "done.json", {"kept": len(dataset), "rollouts": len(tasks)})
+    train_sft(SFTConfig(dataset=config.dataset, out=str(policy_dir), init=config.sft_policy, mix_dataset=str(data_dir),
+                        steps=config.iter_sft_steps, max_minutes=0, threads=config.threads))
+    write_json(folder / "done.json", read_json(data_dir / "done.json"))
+    return policy_dir
+
+
+def train_arm(config: BenchConfig, arm: str) -> Path:
+    folder = Path(config.out) / arm
+    if arm == "sft":
+        return Path(config.sft_policy)
+    if arm == "iter-sft":
+        return train_iter_sft(config, folder)
+    env = {"sim-rl": "sim", "world-gymnast": "dream", "real-rl": "reality"}[arm]
+    return train_rl(replace(config.rl, env=env, policy=config.sft_policy, out=str(folder), dream=config.dream,
+                            judge=config.judge, reality=config.reality, threads=config.threads))
+
+
+def real_episodes_used(config: BenchConfig, arm: str) -> dict:
+    """Real-environment episodes each arm consumed in training, by purpose."""
+    demos = read_json(Path(config.sft_policy) / "policy.json").get("sft", {}).get("demos", 0)
+    used = {"demos": demos}
+    if arm in ("iter-sft", "world-gymnast"):
+        used["world-model data"] = len(EpisodeDataset.open(config.dataset))
+        judge = read_json(Path(config.judge_dir) / "judge.json")
+        used["judge policy rollouts"] = judge.get("trained_on", {}).get("policy", 0)
+    if arm in ("sim-rl", "world-gymnast", "real-rl"):
+        summary = read_json(Path(config.out) / arm / "summary.json")
+        if summary["real_episodes_rl"]:
+            used["RL rollouts"] = summary["real_episodes_rl"]
+        if summary["real_episodes_validation"]:
+            used["dream-vs-real validation"] = summary["real_episodes_validation"]
+    return {**used, "total": sum(used.values())}
+
+
+def evaluate_arm(config: BenchConfig, arm: str, policy_dir: Path) -> list[dict]:
+    results = []
+    for seed in config.seeds:
+        out = Path(config.out) / "eval" / arm / f"seed{seed}"
+        if not (out / "results.json").exists():
+            evaluate_policy(EvalPolicyConfig(policy=str(policy_dir), reality=config.reality, episodes_per_task=config.episodes_per_task,
+                                             first_state=seed * config.episodes_per_task, out=str(out), seed=seed,
+                                             threads=config.threads))
+        results.append(read_json(out / "results.json"))
+    return results
+
+
+def dream_estimate(config: BenchConfig, arm: str, policy_dir: Path) -> dict:
+    """Greedy success as the dream + judge see it, from the real initial frames of seed 0's evaluation states."""
+    path = Path(config.out) / "eval" / arm / "dream_estimate.json"
+    if path.exists():
+        return read_json(path)
+    policy, env, judge = load_policy(policy_dir), config.dream.make_env(), make_judge(config.judge)
+    reality = MetaWorldEnv(config.reality)
+    per_task = {}
+    try:
+        for name in config.reality.tasks:
+            tasks = with_real_frames(initial_states(name, "eval", config.dream_episodes_per_task), reality)
+            success = []
+            for start in range(0, len(tasks), 32):
+                rollouts = collect_rollouts(policy, env, tasks[start:start + 32], 1, config.reality.max_steps, 0.0)
+                success.append(judge.judge(rollouts.videos, rollouts.instructions).success)
+            per_task[name] = float(np.concatenate(success).mean())
+    finally:
+        reality.close()
+    estimate = {"per_task": per_task, "mean": float(np.mean(list(per_task.values()))), "judge": judge.name}
+    write_json(path, estimate)
+    return estimate
+
+
+def pool_seeds(results: list[dict]) -> dict:
+    """Per-task success pooled over seeds, with binomial standard errors; the mean over tasks."""
+    per_task = {}
+    for task in results[0]["per_task"]:
+        n = sum(r["per_task"][task]["episodes"] for r in results)
+        p = sum(r["per_task"][task]["success"] * r["per_task"][task]["episodes"] for r in results) / n
+        per_task[task] = {"success": p, "stderr": standard_error(p, n), "episodes": n}
+    mean = float(np.mean([t["success"] for t in per_task.values()]))
+    mean_se = math.sqrt(sum(t["stderr"] ** 2 for t in per_task.values())) / len(per_task)
+    seed_means = [r["mean"] for r in results]
+    return {"per_task": per_task, "mean": mean, "mean_stderr": mean_se, "seed_means": seed_means}
+
+
+def write_table(config: BenchConfig, rows: dict[str, dict]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    report = Path(config.report)
+    report.mkdir(parents=True, exist_ok=True)
+    tasks = list(next(iter(rows.values()))["real"]["per_task"])
+    short = [t.removesuffix("-v3") for t in tasks]
+    lines = ["# Dream-to-real benchmark", "", f"Produced by: `{config.command}`", "",
+             f"Success in the unshifted reality on held-out initial states: {config.episodes_per_task} episodes per task "
+             f"per seed, seeds {list(config.seeds)} (n = {config.episodes_per_task * len(config.seeds)} per task), greedy "
+             "actions; +- is the binomial standard error. Dream-estimated success: the same policy, greedy, in the "
+             f"world model from the real first frames of the first {config.dream_episodes_per_task} of seed 0's states per "
+             "task, scored by the learned judge.", "",
+             "| arm | " + " | ".join(short) + " | mean | dream-estimated | real episodes used |",
+             "|---" * (len(tasks) + 4) + "|"]
+    for arm, row in rows.items():
+        real = row["real"]
+        cells = [f"{real['per_task'][t]['success']:.3f} +- {real['per_task'][t]['stderr']:.3f}" for t in tasks]
+        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | **{real['mean']:.3f} +- {real['mean_stderr']:.3f}** | "
+                     f"{row['dream']['mean']:.3f} | {row['episodes']['total']} |")
+    lines.append("")
+    means = {arm: row["real"]["mean"] for arm, row in rows.items()}
+    if "world-gymnast" in means:
+        for other in ("sft", "sim-rl"):
+            if other in means and means[other] > 0:
+                lines.append(f"- World-Gymnast / {ARM_LABELS[other]}: {means['world-gymnast'] / means[other]:.2f}")
+        if "sft" in rows:
+            wg, sft = rows["world-gymnast"]["real"], rows["sft"]["real"]
+            margin = wg["mean"] - sft["mean"]
+            bar = wg["mean_stderr"] + sft["mean_stderr"]
+            verdict = "beats" if margin > bar else "does not beat"
+            lines.append(f"- World-Gymnast {verdict} SFT by more than the standard errors: {margin:+.3f} vs "
+                         f"{wg['mean_stderr']:.3f} + {sft['mean_stderr']:.3f} = {bar:.3f}.")
+    lines += ["", "Real episodes used in training, by purpose:", ""]
+    for arm, row in rows.items():
+        parts = ", ".join(f"{k} {v}" for k, v in row["episodes"].items() if k != "total")
+        lines.append(f"- {ARM_LABELS[arm]}: {parts}")
+    lines += ["", "![success per task](table.png)", ""]
+    path = report / "table.md"
+    with atomic_open(path, "w") as handle:
+        handle.write("\n".join(lines))
+    write_json(report / "results.json", {"command": config.command, "rows": rows})
+
+    figure, axis = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(rows)
+    x = np.arange(len(tasks) + 1)
+    for i, (arm, row) in enumerate(rows.items()):
+        real = row["real"]
+        values = [real["per_task"][t]["success"] for t in tasks] + [real["mean"]]
+        errors = [real["per_task"][t]["stderr"] for t in tasks] + [real["mean_stderr"]]
+        axis.bar(x + i * width, values, width, yerr=errors, capsize=2, label=ARM_LABELS[arm])
+    axis.set_xticks(x + width * (len(rows) - 1) / 2, short + ["mean"])
+    axis.set_ylabel("success in reality")
+    axis.set_ylim(0, 1.05)
+    axis.legend(ncols=len(rows), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.15))
+    figure.tight_layout()
+    with atomic_open(report / "table.png", "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)
+    return path
+
+
+def run_bench(config: BenchConfig) -> Path:
+    unknown = [a for a in config.arms if a not in ARMS]
+    if not config.arms:
+        raise ValueError(f"no arms to run; choose from {', '.join(ARMS)}")
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    torch.set_num_threads(config.threads)
+    rows = {}
+    for arm in config.arms:
+        started = time.monotonic()
+        policy_dir = train_arm(config, arm)
+        rows[arm] = {"policy": str(policy_dir), "real": pool_seeds(evaluate_arm(config, arm, policy_dir)),
+                     "dream": dream_estimate(config, arm, policy_dir), "episodes": real_episodes_used(config, arm)}
+        tqdm.write(f"[bench] {arm}: real {rows[arm]['real']['mean']:.3f} +- {rows[arm]['real']['mean_stderr']:.3f}, "
+                   f"dream-estimated {rows[arm]['dream']['mean']:.3f} ({(time.monotonic() - started) / 60:.1f} min)")
+        table = write_table(config, rows)  # after every arm, so an interrupted bench still leaves a table
+    return table
+
+
+def main(config: BenchConfig) -> None:
+    path = run_bench(replace(config, command="gymnast " + " ".join(sys.argv[1:])))
+    print(path.read_text())
+    print(f"table: {path}")

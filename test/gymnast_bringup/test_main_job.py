@@ -1,0 +1,35 @@
+"""The README's main job, end to end on tiny settings, from the checkpoints the project ships."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gymnast_bringup.cli import main
+
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
+
+
+@pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
+def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["run", "--out", str(out), "--shipped", str(SHIPPED),
+          "--collect.expert", "1", "--collect.noisy", "1", "--collect.random", "1",
+          "--world_model_eval.horizon", "3",
+          "--bench.episodes_per_task", "1", "--bench.dream_episodes_per_task", "1", "--bench.rl.updates", "1", "--bench.rl.task_states_per_task", "1",
+          "--bench.rl.validation_episodes_per_task", "1", "--bench.rl.grpo.tasks_per_update", "2",
+          "--bench.rl.grpo.group_size", "2", "--bench.rl.grpo.horizon", "5"])
+    printed = capsys.readouterr().out
+    assert "World-Gymnast" in printed and "SFT" in printed
+    results = json.loads((out / "report" / "results.json").read_text())
+    assert set(results["rows"]) == {"sft", "world-gymnast"}
+    for row in results["rows"].values():
+        assert 0.0 <= row["real"]["mean"] <= 1.0 and 0.0 <= row["dream"]["mean"] <= 1.0
+        assert row["episodes"]["total"] > 0
+    wg = results["rows"]["world-gymnast"]
+    assert wg["episodes"]["dream-vs-real validation"] == 2 * 4  # before and after, one episode per task
+    assert (out / "report" / "table.png").stat().st_size > 0
+    assert (out / "report" / "world_model" / "report.md").exists()
+    assert list((out / "bench" / "world-gymnast" / "gifs").glob("*.gif"))
+    # The trainer wrote its logs and can be resumed: a second run has nothing left to do.
+    assert (out / "bench" / "world-gymnast" / "metrics.csv").read_text().count("\n") == 2
