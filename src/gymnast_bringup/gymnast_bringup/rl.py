@@ -60,7 +60,7 @@ class RLConfig:
     # Real validation: episodes per task, every `validate_every` updates (0 = before and after only).
     validation_episodes_per_task: int = 5
     validate_every: int = 4
-    # |dream-estimated - real success| above this is reported as disagreement / reward hacking.
+    # |dream-estimated - real success| above this on any task is reported as disagreement / reward hacking.
     agreement_tolerance: float = 0.2
     gifs: int = 4
     out: str = "outputs/default/rl"
@@ -93,6 +93,18 @@ def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float
     return {name: float(np.mean([s for s, n in zip(success, names) if n == name])) for name in dict.fromkeys(names)}
 
 
+def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float]) -> dict[str, float]:
+    """Dream-estimated minus real success, per task."""
+    return {task: dream_per_task[task] - real for task, real in real_per_task.items()}
+
+
+def agrees(gaps: dict[str, float], tolerance: float) -> bool:
+    """Per task, not on the mean: a dream that swaps which tasks succeed can match the mean
+    exactly (measured: dream 0.8 / 0.2 / 0.2 where reality was 0.0 / 1.0 / 1.0, means 0.45 vs
+    0.55) and then rewards RL for un-learning the tasks the policy could do."""
+    return all(abs(gap) <= tolerance for gap in gaps.values())
+
+
 class RealityCheck:
     """Greedy success of the policy on fixed real initial states, in reality and as the dream + judge see it."""
 
@@ -115,7 +127,8 @@ class RealityCheck:
                 verdict = self.judge.judge(videos, [t.instruction for t in self.tasks])
                 result.update(dream_success=float(verdict.success.mean()), dream_per_task=success_rates(verdict.success, self.tasks))
                 result["gap"] = result["dream_success"] - result["real_success"]
-                result["agrees"] = abs(result["gap"]) <= self.config.agreement_tolerance
+                result["task_gaps"] = task_gaps(result["real_per_task"], result["dream_per_task"])
+                result["agrees"] = agrees(result["task_gaps"], self.config.agreement_tolerance)
         return result
 
 
@@ -184,8 +197,9 @@ class RLRun:
         if "dream_success" in result:
             writer.add_scalar("validation/dream_success", result["dream_success"], self.update_index)
             verdict = "agree" if result["agrees"] else "DISAGREE (possible reward hacking)"
+            gaps = ", ".join(f"{task} {gap:+.2f}" for task, gap in result["task_gaps"].items())
             tqdm.write(f"[update {self.update_index}] dream-estimated success {result['dream_success']:.2f} vs real "
-                       f"{result['real_success']:.2f}: {verdict}")
+                       f"{result['real_success']:.2f} (dream - real per task: {gaps}): {verdict}")
         else:
             tqdm.write(f"[update {self.update_index}] real success {result['real_success']:.2f}")
 
@@ -199,8 +213,8 @@ class RLRun:
         if self.update_index == 0:
             before = self.check.measure(self.policy)
             if "agrees" in before and not before["agrees"]:
-                tqdm.write(f"WARNING: before RL the dream + judge estimate {before['dream_success']:.2f} success but the "
-                           f"policy succeeds {before['real_success']:.2f} in reality (tolerance {config.agreement_tolerance}); "
+                tqdm.write(f"WARNING: before RL the dream + judge disagree with reality beyond {config.agreement_tolerance} "
+                           f"on some task (dream - real: {before['task_gaps']}); "
                            "the dream reward is not trustworthy for this policy. Remedies: refresh the judge on this "
                            "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
                            "data, shorter dream horizons.")
