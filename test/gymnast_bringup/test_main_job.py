@@ -27,7 +27,7 @@ def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
         assert 0.0 <= row["real"]["mean"] <= 1.0 and 0.0 <= row["dream"]["mean"] <= 1.0
         assert row["episodes"]["total"] > 0
     wg = results["rows"]["world-gymnast"]
-    assert wg["episodes"]["dream-vs-real validation"] == 2 * 4  # before and after, one episode per task
+    assert wg["episodes"]["real validation"] == 2 * 4  # before and after, one episode per task
     assert (out / "report" / "table.png").stat().st_size > 0
     assert (out / "report" / "world_model" / "report.md").exists()
     assert list((out / "bench" / "world-gymnast" / "gifs").glob("*.gif"))

@@ -128,7 +128,7 @@ def real_episodes_used(config: BenchConfig, arm: str) -> dict:
         if summary["real_episodes_rl"]:
             used["RL rollouts"] = summary["real_episodes_rl"]
         if summary["real_episodes_validation"]:
-            used["dream-vs-real validation"] = summary["real_episodes_validation"]
+            used["real validation"] = summary["real_episodes_validation"]
     return {**used, "total": sum(used.values())}
 
 
