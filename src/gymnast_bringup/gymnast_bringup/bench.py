@@ -29,11 +29,10 @@ from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial
 from gymnast_core.episode import Episode
 from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, standard_error
-from gymnast_policy.grpo import collect_rollouts
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
-from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, train_rl, with_real_frames
+from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, dream_success, success_rates, train_rl, with_real_frames
 
 ARMS = ("sft", "world-gymnast", "sim-rl", "iter-sft", "real-rl")
 ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-gymnast": "World-Gymnast", "real-rl": "Real-RL"}
@@ -151,17 +150,12 @@ def dream_estimate(config: BenchConfig, arm: str, policy_dir: Path) -> dict:
         return read_json(path)
     policy, env, judge = load_policy(policy_dir), config.dream.make_env(), make_judge(config.judge)
     reality = MetaWorldEnv(config.reality)
-    per_task = {}
     try:
-        for name in config.reality.tasks:
-            tasks = with_real_frames(initial_states(name, "eval", config.dream_episodes_per_task), reality)
-            success = []
-            for start in range(0, len(tasks), 32):
-                rollouts = collect_rollouts(policy, env, tasks[start:start + 32], 1, config.reality.max_steps, 0.0)
-                success.append(judge.judge(rollouts.videos, rollouts.instructions).success)
-            per_task[name] = float(np.concatenate(success).mean())
+        tasks = with_real_frames([t for name in config.reality.tasks
+                                  for t in initial_states(name, "eval", config.dream_episodes_per_task)], reality)
     finally:
         reality.close()
+    per_task = success_rates(dream_success(policy, env, judge, tasks, config.reality.max_steps), tasks)
     estimate = {"per_task": per_task, "mean": float(np.mean(list(per_task.values()))), "judge": judge.name}
     write_json(path, estimate)
     return estimate

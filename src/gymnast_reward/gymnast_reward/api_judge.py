@@ -23,8 +23,7 @@ import numpy as np
 from PIL import Image
 
 from gymnast_core.protocols import Verdict
-from gymnast_reward.rubric import (BINARY_SCORES, build_prompt, check_batch, majority_vote, parse_final_score,
-                                   subsample_frames, verdict_from_scores)
+from gymnast_reward.rubric import BINARY_SCORES, build_prompt, check_batch, subsample_frames, verdict_from_scores, vote_on_answers
 
 
 @dataclass
@@ -140,19 +139,13 @@ class ApiJudge:
         scores, rationales = [], []
         for i, (video, instruction) in enumerate(zip(videos, instructions)):
             messages = self.messages(video, instruction, criteria[i] if criteria else "")
-            samples, texts = [], []
+            texts = []
             for _ in range(self.config.samples):
                 try:
-                    text = self.complete(messages)
+                    texts.append(self.complete(messages))
                 except JudgeEndpointError as error:
                     texts.append(f"unknown: {error}")
-                    samples.append(None)
-                    continue
-                texts.append(text)
-                samples.append(parse_final_score(text, BINARY_SCORES))
-            vote = majority_vote(samples)
+            vote, rationale = vote_on_answers(texts, BINARY_SCORES)
             scores.append(vote)
-            rationales.append(texts[0] if vote is not None or len(texts) == 1 else " | ".join(texts))
-            if vote is None and not texts[0].startswith("unknown:"):
-                rationales[-1] = "unknown: no parseable 'Final Score' in: " + rationales[-1][:300]
+            rationales.append(rationale)
         return verdict_from_scores(scores, rationales)

@@ -71,6 +71,18 @@ def majority_vote(scores: Sequence[float | None]) -> float | None:
     return min(s for s, c in counts.items() if c == top)
 
 
+def vote_on_answers(answers: Sequence[str], allowed: Sequence[float]) -> tuple[float | None, str]:
+    """(majority-voted score or None, rationale) from sampled answers; an answer that starts with
+    "unknown:" is a failed call and does not vote."""
+    scores = [None if a.startswith("unknown:") else parse_final_score(a, allowed) for a in answers]
+    vote = majority_vote(scores)
+    if vote is not None or len(answers) == 1 and answers[0].startswith("unknown:"):
+        return vote, answers[0]
+    if any(a.startswith("unknown:") for a in answers):
+        return None, " | ".join(answers)
+    return None, "unknown: no parseable 'Final Score' in: " + " | ".join(answers)[:300]
+
+
 def subsample_frames(video: np.ndarray, stride: int) -> np.ndarray:
     """Every `stride`-th frame of [T, H, W, 3], always including the last (the outcome)."""
     if stride < 1:

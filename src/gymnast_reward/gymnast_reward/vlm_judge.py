@@ -16,7 +16,7 @@ import torch
 
 from gymnast_core.protocols import Verdict
 from gymnast_reward.rubric import (BINARY_SCORES, PARTIAL_SCORES, build_prompt, check_batch, contact_sheet,
-                                   majority_vote, parse_final_score, subsample_frames, verdict_from_scores)
+                                   subsample_frames, verdict_from_scores, vote_on_answers)
 
 
 @dataclass
@@ -69,8 +69,7 @@ class VLMJudge:
         check_batch(videos, instructions)
         scores, rationales = [], []
         for i, (video, instruction) in enumerate(zip(videos, instructions)):
-            texts = self.answers(video, instruction, criteria[i] if criteria else "")
-            vote = majority_vote([parse_final_score(t, self.allowed) for t in texts])
+            vote, rationale = vote_on_answers(self.answers(video, instruction, criteria[i] if criteria else ""), self.allowed)
             scores.append(vote)
-            rationales.append(texts[0] if vote is not None else "unknown: no parseable 'Final Score' in: " + texts[0][:300])
+            rationales.append(rationale)
         return verdict_from_scores(scores, rationales)

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from gymnast_world_model.diffusion import add_noise, alpha_sigma, ddim_sample
+from gymnast_world_model.diffusion import add_noise, ddim_sample
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
