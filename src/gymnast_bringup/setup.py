@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 package_name = "gymnast_bringup"
@@ -9,6 +11,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml"]),
+        (f"share/{package_name}/config", ["config/gymnast.yaml"]),
+        (f"share/{package_name}/launch", sorted(glob("launch/*.launch.py"))),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
@@ -16,5 +20,8 @@ setup(
     maintainer_email="maintainers@world-gymnast.dev",
     description="The gymnast CLI, launch files and parameters.",
     license="Apache-2.0",
-    entry_points={"console_scripts": ["gymnast = gymnast_bringup.cli:main"]},
+    entry_points={"console_scripts": [
+        "gymnast = gymnast_bringup.cli:main",
+        "trainer_node = gymnast_bringup.trainer_node:main",
+    ]},
 )

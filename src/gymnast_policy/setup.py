@@ -16,5 +16,7 @@ setup(
     maintainer_email="maintainers@world-gymnast.dev",
     description="The VLA policy: action tokenizer, compact and Hugging Face backbones, SFT, GRPO and the policy node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "policy_node = gymnast_policy.policy_node:main",
+    ]},
 )

@@ -16,5 +16,7 @@ setup(
     maintainer_email="maintainers@world-gymnast.dev",
     description="Reward judges (local VLM, OpenAI-compatible API, learned, oracle), calibration and the reward node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "reward_node = gymnast_reward.reward_node:main",
+    ]},
 )

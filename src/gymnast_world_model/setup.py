@@ -16,5 +16,7 @@ setup(
     maintainer_email="maintainers@world-gymnast.dev",
     description="The action-conditioned video world model (the dream): codec, dynamics, training, batched dream env and dream node.",
     license="Apache-2.0",
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": [
+        "dream_node = gymnast_world_model.dream_node:main",
+    ]},
 )

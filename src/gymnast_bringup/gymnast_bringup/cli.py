@@ -13,7 +13,7 @@ from typing import Any, Callable
 import draccus
 from draccus.utils import DecodingError
 
-from gymnast_bringup import bench, commands, rl
+from gymnast_bringup import bench, commands, graph, rl
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
 from gymnast_core.dataset import DatasetError
@@ -59,6 +59,7 @@ def usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: gymnast <command> [--config_path FILE.yaml] [--field value ...]", "", "commands:"]
     lines += [f"  {name:<{width}}  {cmd.help}" for name, cmd in COMMANDS.items()]
+    lines += [f"  {'launch':<{width}}  Start a ROS 2 graph (real, dream, teleop): gymnast launch dream [node.param:=value ...]"]
     lines += ["", "`gymnast <command> --help` lists every option of a command with its default."]
     return "\n".join(lines)
 
@@ -67,6 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
+        return
+    if argv[0] == "launch":
+        # ros2 launch's argument syntax (node.param:=value), not a dataclass config.
+        try:
+            graph.main(argv[1:])
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"gymnast launch: {exc}", file=sys.stderr)
+            raise SystemExit(2) from exc
         return
     # Two-word commands ("bench dream-to-real") first.
     name, rest = (" ".join(argv[:2]), argv[2:]) if " ".join(argv[:2]) in COMMANDS else (argv[0], argv[1:])

@@ -1,0 +1,108 @@
+"""A client for a running gymnast graph: records topics with arrival times, sends the operator
+heartbeat and calls services and actions. The graph tests and benchmarks/graph_latency.py use it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import rclpy
+from rclpy.action import ActionClient
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Empty
+from std_srvs.srv import SetBool, Trigger
+
+from gymnast_core.ros_env import loopback_ros_env
+from gymnast_interfaces.action import RunPolicy, TrainInScene
+from gymnast_interfaces.msg import ActionChunk, PolicyStatus
+from gymnast_interfaces.srv import Judge, ResetFromImage
+
+TOPICS = {
+    "/blue/image_raw": Image,
+    "/wx250s/commands/ee_delta": ActionChunk,
+    "/gymnast/action_chunk": ActionChunk,
+    "/gymnast/policy/status": PolicyStatus,
+    "/wx250s/joint_states": JointState,
+}
+
+
+class GraphProbe(Node):
+    def __init__(self, heartbeat_rate: float = 10.0, context=None):
+        super().__init__("gymnast_probe", context=context)
+        self.received: dict[str, list[tuple[float, Any]]] = {topic: [] for topic in TOPICS}
+        self._lock = threading.Lock()
+        for topic, msg_type in TOPICS.items():
+            qos = qos_profile_sensor_data if msg_type is Image else 10
+            self.create_subscription(msg_type, topic, lambda msg, topic=topic: self._record(topic, msg), qos)
+        self.heartbeat_on = False
+        self.heartbeat_pub = self.create_publisher(Empty, "/gymnast/heartbeat", 10)
+        self.estop_pub = self.create_publisher(Bool, "/gymnast/estop", 10)
+        self.image_pub = self.create_publisher(Image, "/blue/image_raw", 10)
+        self.action_pub = self.create_publisher(ActionChunk, "/wx250s/commands/ee_delta", 10)
+        self.create_timer(1.0 / heartbeat_rate, lambda: self.heartbeat_on and self.heartbeat_pub.publish(Empty()))
+        self.run_policy = ActionClient(self, RunPolicy, "/gymnast/run_policy")
+        self.train_in_scene = ActionClient(self, TrainInScene, "/gymnast/train_in_scene")
+        self.judge = self.create_client(Judge, "/gymnast/judge")
+        self.reset_dream = self.create_client(ResetFromImage, "/dream/reset")
+        self.recorder_start = self.create_client(Trigger, "/recorder/start")
+        self.recorder_stop = self.create_client(SetBool, "/recorder/stop")
+
+    def _record(self, topic: str, msg) -> None:
+        with self._lock:
+            self.received[topic].append((time.monotonic(), msg))
+
+    def since(self, topic: str, start: float, end: float = float("inf")) -> list[tuple[float, Any]]:
+        with self._lock:
+            return [(t, m) for t, m in self.received[topic] if start <= t < end]
+
+    def rate(self, topic: str, start: float, end: float) -> float:
+        """Messages per second on `topic` between two monotonic times."""
+        return len(self.since(topic, start, end)) / (end - start)
+
+    @staticmethod
+    def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.05)
+
+    @staticmethod
+    def result(future, timeout: float, what: str):
+        GraphProbe.wait_until(future.done, timeout, what)
+        return future.result()
+
+    def call(self, client, request, timeout: float = 30.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        return self.result(client.call_async(request), timeout, client.srv_name)
+
+    def send_goal(self, client: ActionClient, goal, timeout: float = 30.0, feedback=None):
+        if not client.wait_for_server(timeout_sec=timeout):
+            raise TimeoutError(f"action server {client._action_name} not available after {timeout:.0f} s")
+        return self.result(client.send_goal_async(goal, feedback_callback=feedback), timeout, "goal response")
+
+
+class ProbeRunner:
+    """GraphProbe spinning in a background thread, in its own rclpy context: `with ProbeRunner() as probe:`."""
+
+    def __enter__(self) -> GraphProbe:
+        loopback_ros_env()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.probe = GraphProbe(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.probe)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        return self.probe
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown()
+        self.probe.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=5)

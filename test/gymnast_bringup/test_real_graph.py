@@ -1,0 +1,83 @@
+"""The real graph with the mock arm and a video file as the camera: the same policy node that runs
+in the dream drives the WidowX driver, and the arm moves."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from gymnast_bringup.graph import start_graph, stop_graph
+from gymnast_bringup.probe import ProbeRunner
+from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
+from gymnast_core.ros_msgs import chunk_to_msg
+from gymnast_core.video import encode_video
+from gymnast_interfaces.action import RunPolicy
+from gymnast_policy.checkpoint import save_policy
+from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
+
+pytestmark = pytest.mark.ros
+STARTUP = 120.0
+
+
+@pytest.fixture(scope="module")
+def real_graph(ros_env, tmp_path_factory):
+    out = tmp_path_factory.mktemp("real_graph")
+    # A Bridge policy (7-D end-effector deltas); random weights act inside the spec's bounds.
+    bounds = np.array([BRIDGE_ACTION_SPEC.low, BRIDGE_ACTION_SPEC.high])
+    spec = BRIDGE_ACTION_SPEC.with_stats(NormStats.from_actions(bounds))
+    policy = save_policy(CompactVLA(CompactVLAConfig(width=32, depth=1, heads=2, vision_channels=(8, 16)), spec),
+                         out / "bridge_policy")
+    frames = np.random.default_rng(0).integers(0, 255, (10, 96, 128, 3), dtype=np.uint8)
+    encode_video(out / "camera.mp4", frames, fps=10)
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOG_DIR"):
+            patch.setenv(key, ros_env[key])
+        processes = start_graph("real", env=ros_env, log_dir=out / "logs", args=[
+            f"camera.device:={out / 'camera.mp4'}", "camera.width:=128", "camera.height:=96", "camera.fps:=15.0",
+            "widowx_driver.backend:=mock", f"policy.checkpoint:={policy}", f"recorder.out:={out / 'episodes'}"])
+        try:
+            with ProbeRunner() as probe:
+                yield probe, processes, out
+        finally:
+            stop_graph(processes)
+
+
+def joints_at(probe, since: float) -> np.ndarray:
+    return np.array(probe.since("/wx250s/joint_states", since)[-1][1].position[:6])
+
+
+def test_the_same_policy_node_moves_the_mock_arm(real_graph):
+    probe, processes, out = real_graph
+    probe.wait_until(lambda: probe.since("/wx250s/joint_states", 0) and probe.since("/blue/image_raw", 0), STARTUP,
+                     "joint states and camera images")
+    before = joints_at(probe, 0)
+    probe.heartbeat_on = True
+    probe.wait_until(lambda: probe.heartbeat_pub.get_subscription_count() > 0, 30, "the policy's heartbeat subscription")
+    time.sleep(0.3)
+    handle = probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction="put the spoon in the pot", max_steps=10))
+    assert handle.accepted
+    result = probe.result(handle.get_result_async(), 60, "RunPolicy result").result
+    assert result.reason == RunPolicy.Result.MAX_STEPS and result.steps == 10
+    time.sleep(0.5)
+    moved = np.abs(joints_at(probe, 0) - before).max()
+    assert moved > 1e-3, "the mock arm did not move"
+    actions = [m for _, m in probe.since("/wx250s/commands/ee_delta", 0)]
+    assert len(actions) == 10 and all(list(m.action_names) == list(BRIDGE_ACTION_SPEC.names) for m in actions)
+
+
+def test_driver_rejects_bad_actions_and_keeps_running(real_graph):
+    probe, processes, out = real_graph
+    wrong_names = chunk_to_msg(np.zeros(4), ("dx", "dy", "dz", "gripper"), 0.2)
+    too_fast = chunk_to_msg(np.array([0.5, 0, 0, 0, 0, 0, 1]), BRIDGE_ACTION_SPEC.names, 0.2)
+    nan = chunk_to_msg(np.array([np.nan, 0, 0, 0, 0, 0, 1]), BRIDGE_ACTION_SPEC.names, 0.2)
+    for msg in (wrong_names, too_fast, nan):
+        probe.action_pub.publish(msg)
+    log = out / "logs" / "widowx_driver.log"
+    probe.wait_until(lambda: log.read_text().count("rejected action") >= 3, 10, "three rejections in the driver's log")
+    text = log.read_text()
+    assert "do not match" in text and "out of range" in text and "NaN" in text
+    since = time.monotonic()
+    probe.wait_until(lambda: probe.since("/wx250s/joint_states", since), 5, "joint states after the bad actions")
+    assert processes["widowx_driver"].poll() is None
