@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from gymnast_bringup.console import RunPolicyConfig, run_policy
 from gymnast_bringup.graph import start_graph, stop_graph
 from gymnast_bringup.probe import ProbeRunner
 from gymnast_core.dataset import EpisodeDataset
@@ -40,6 +41,7 @@ def probed_graph(ros_env, out):
         "trainer.updates:=1", "trainer.grpo.group_size:=2", "trainer.grpo.horizon:=4"])
     try:
         with ProbeRunner() as probe:
+            probe.wait_for_dream_graph(STARTUP)
             frame = np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8)  # any size: resized
             reset = probe.call(probe.reset_dream, ResetFromImage.Request(image=array_to_image(frame), instruction=INSTRUCTION),
                                STARTUP)
@@ -172,3 +174,10 @@ def test_train_in_scene_hands_new_weights_to_the_policy_node(dream_graph):
     probe.wait_until(lambda: any(m.checkpoint == result.checkpoint for _, m in probe.since("/gymnast/policy/status", since)),
                      30, "the policy node to report the new checkpoint")
     assert "hot-reloaded" in node_log(out, "policy")
+
+
+def test_run_policy_console_is_the_operators_heartbeat(dream_graph, capsys):
+    probe, _, _ = dream_graph
+    probe.heartbeat_on = False  # only the console's heartbeat keeps the arm moving
+    run_policy(RunPolicyConfig(instruction=INSTRUCTION, max_steps=3))
+    assert "run-policy: max_steps after 3 actions" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import draccus
 from draccus.utils import DecodingError
 
-from gymnast_bringup import bench, commands, graph, rl
+from gymnast_bringup import bench, commands, console, graph, rl
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
 from gymnast_core.dataset import DatasetError
@@ -37,6 +37,7 @@ COMMANDS: dict[str, Command] = {
     "collect": Command(CollectConfig, collect_main, "Collect expert demos and play data in the Meta-World reality."),
     "dataset-info": Command(commands.DatasetInfoConfig, commands.dataset_info, "Summarise a dataset."),
     "import-lerobot": Command(commands.ImportLeRobotConfig, commands.import_lerobot, "Import a LeRobot v3 dataset."),
+    "convert": Command(commands.ConvertConfig, commands.convert, "Convert recorded MCAP episodes into a training dataset."),
     "make-tasks": Command(commands.MakeTasksConfig, commands.make_tasks, "Write task folders from held-out initial states."),
     "train-world-model": Command(world_model_train.TrainWorldModelConfig, world_model_train.main,
                                  "Train the action-conditioned video world model (the dream)."),
@@ -48,6 +49,10 @@ COMMANDS: dict[str, Command] = {
     "train-judge": Command(train_judge.TrainJudgeConfig, train_judge.main,
                            "Train or refresh the learned success judge (real, dreamed and policy videos)."),
     "rl": Command(rl.RLConfig, rl.main, "GRPO in the dream (World-Gymnast), the shifted sim (Sim-RL) or the reality (Real-RL)."),
+    "run-policy": Command(console.RunPolicyConfig, console.run_policy,
+                          "Run the policy node on a running graph, sending the operator heartbeat; Ctrl-C cancels."),
+    "train-in-scene": Command(console.TrainInSceneConfig, console.train_in_scene,
+                              "Test-time training: GRPO in the dream from the current camera frame; the policy hot-reloads."),
     "bench dream-to-real": Command(bench.BenchConfig, bench.main,
                                    "Train or reuse every arm (SFT, Iter-SFT, Sim-RL, World-Gymnast, Real-RL); table of real success."),
     "judge-eval": Command(judge_calibrate.JudgeEvalConfig, judge_calibrate.main,

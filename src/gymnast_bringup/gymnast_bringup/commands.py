@@ -30,6 +30,27 @@ def dataset_info(config: DatasetInfoConfig) -> None:
 
 
 @dataclass
+class ConvertConfig:
+    """Convert recorded MCAP episodes (the recorder node's) into a training dataset; reruns add only new files."""
+
+    # MCAP files or folders of them, comma-separated.
+    inputs: str = "outputs/teleop"
+    out: str = "outputs/data/teleop"
+    # Resize frames to this square size (0 = keep the camera's size).
+    image_size: int = 0
+    image_topic: str = "/blue/image_raw"
+    action_topic: str = "/wx250s/commands/ee_delta"
+
+
+def convert(config: ConvertConfig) -> None:
+    from gymnast_robot.mcap_episodes import convert_mcap
+
+    dataset = convert_mcap([p for p in config.inputs.split(",") if p], config.out, config.image_size or None,
+                           config.image_topic, config.action_topic)
+    print(format_summary(dataset.summary()))
+
+
+@dataclass
 class ImportLeRobotConfig:
     """Convert a local LeRobot v3 dataset (parquet + mp4, e.g. a Bridge V2 mirror) into a gymnast dataset."""
 

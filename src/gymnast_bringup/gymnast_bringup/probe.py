@@ -76,6 +76,15 @@ class GraphProbe(Node):
         GraphProbe.wait_until(future.done, timeout, what)
         return future.result()
 
+    def wait_for_dream_graph(self, timeout: float) -> None:
+        """Until every server of the dream graph is up: a node still loading its models competes for the CPU."""
+        for client in (self.reset_dream, self.judge, self.recorder_start):
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")
+        for client in (self.run_policy, self.train_in_scene):
+            if not client.wait_for_server(timeout_sec=timeout):
+                raise TimeoutError(f"action server {client._action_name} not available after {timeout:.0f} s")
+
     def call(self, client, request, timeout: float = 30.0):
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {client.srv_name} not available after {timeout:.0f} s")

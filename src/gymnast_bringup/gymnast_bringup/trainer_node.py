@@ -52,10 +52,10 @@ class TrainerNode(Node):
         self.create_subscription(Image, self.config.image_topic, self.on_image, qos_profile_sensor_data, callback_group=inputs)
         self.create_subscription(String, "/gymnast/policy/checkpoint", self.on_checkpoint, LATCHED, callback_group=inputs)
         self.checkpoint_pub = self.create_publisher(String, "/gymnast/policy/checkpoint", LATCHED)
-        ActionServer(self, TrainInScene, "/gymnast/train_in_scene", execute_callback=self.execute,
-                     goal_callback=self.on_goal, callback_group=MutuallyExclusiveCallbackGroup())
         self.env = self.config.dream.make_env()
         self.judge = make_judge(self.config.judge)
+        ActionServer(self, TrainInScene, "/gymnast/train_in_scene", execute_callback=self.execute,
+                     goal_callback=self.on_goal, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f"ready to train in the dream of {self.config.dream.checkpoint} "
                                f"with the {self.judge.name} judge")
 

@@ -63,13 +63,15 @@ class PolicyNode(Node):
         self.period = self.policy.action_spec.period
         self.scheduler = ChunkScheduler(self.config.ensemble_decay, self.policy.action_spec.gripper_index)
         self._policy_lock = threading.Lock()
-        self._image: tuple[np.ndarray, object, float, int] | None = None  # frame, stamp, arrival time, step
+        self._image: tuple[np.ndarray, object, float, int] | None = None  # frame, stamp, arrival time, tick
         self._used_image_at = 0.0
         self._heartbeat_at = float("-inf")
         self._estop = False
         self._goal_lock = threading.Lock()
         self._running: RunPolicy.Goal | None = None
-        self.step = 0
+        # Control ticks since start, never reset: chunks and frames are placed on this one clock.
+        self.tick = 0
+        self.executed = 0
         self.latency = 0.0
         self.rate = 0.0
 
@@ -97,7 +99,7 @@ class PolicyNode(Node):
         except MessageError as exc:
             self.get_logger().error(f"rejected image on {self.config.image_topic}: {exc}", throttle_duration_sec=1.0)
             return
-        self._image = (frame, msg.header.stamp, time.monotonic(), self.step)
+        self._image = (frame, msg.header.stamp, time.monotonic(), self.tick)
 
     def on_heartbeat(self, _: Empty) -> None:
         self._heartbeat_at = time.monotonic()
@@ -131,10 +133,10 @@ class PolicyNode(Node):
     def infer_if_needed(self) -> None:
         if self._running is None or self._image is None:
             return
-        frame, stamp, arrived, frame_step = self._image
+        frame, stamp, arrived, frame_tick = self._image
         if arrived <= self._used_image_at or time.monotonic() - arrived > self.config.max_image_age:
             return
-        if self.scheduler.covered_until() - self.step > self.config.replan_margin:
+        if self.scheduler.covered_until() - self.tick > self.config.replan_margin:
             return
         started = time.monotonic()
         with self._policy_lock:
@@ -143,8 +145,8 @@ class PolicyNode(Node):
                            self.config.temperature).actions[0]
         self.latency = time.monotonic() - arrived
         self._used_image_at = arrived
-        # The chunk starts at the step its frame was seen at; steps already executed are dropped.
-        self.scheduler.add(chunk, frame_step)
+        # The chunk starts at the tick its frame was seen at; ticks already past are dropped.
+        self.scheduler.add(chunk, frame_tick)
         self.chunk_pub.publish(chunk_to_msg(chunk, policy.action_spec.names, self.period, stamp, self.config.frame_id))
         self.get_logger().debug(f"chunk in {time.monotonic() - started:.3f} s")
 
@@ -162,7 +164,7 @@ class PolicyNode(Node):
     def execute(self, goal_handle) -> RunPolicy.Result:
         goal: RunPolicy.Goal = goal_handle.request
         with self._goal_lock:
-            self._running, self.step = goal, 0
+            self._running, self.executed = goal, 0
             self.scheduler.clear()
         self.get_logger().info(f"running {goal.instruction!r}")
         started = next_tick = time.monotonic()
@@ -174,15 +176,16 @@ class PolicyNode(Node):
                 if stop:
                     reason = stop
                     break
-                action = self.scheduler.next_action(self.step)
+                action = self.scheduler.next_action(self.tick)
                 if action is not None:  # no chunk yet: hold still rather than guess
                     self.action_pub.publish(chunk_to_msg(action, self.policy.action_spec.names, self.period,
                                                          self.get_clock().now().to_msg(), self.config.frame_id))
                     executed.append(time.monotonic())
+                    self.executed = len(executed)
                     self.rate = (len(executed[-10:]) - 1) / (executed[-1] - executed[-10:][0]) if len(executed) > 1 else 0.0
                     feedback = RunPolicy.Feedback(step=len(executed), inference_latency=self.latency, control_rate=self.rate)
                     goal_handle.publish_feedback(feedback)
-                self.step += 1
+                self.tick += 1
                 next_tick += self.period
                 time.sleep(max(0.0, next_tick - time.monotonic()))
         except Exception as exc:  # noqa: BLE001 - the goal must end with a reason, never hang
@@ -220,7 +223,7 @@ class PolicyNode(Node):
         goal = self._running
         state = PolicyStatus.STOPPED if self._estop else PolicyStatus.RUNNING if goal else PolicyStatus.IDLE
         msg = PolicyStatus(state=state, instruction=goal.instruction if goal else "", inference_latency=float(self.latency),
-                           control_rate=float(self.rate), checkpoint=str(Path(self.checkpoint)), step=self.step if goal else 0)
+                           control_rate=float(self.rate), checkpoint=str(Path(self.checkpoint)), step=self.executed if goal else 0)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(msg)
 
