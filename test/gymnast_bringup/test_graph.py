@@ -14,6 +14,7 @@ from gymnast_bringup.graph import start_graph, stop_graph
 from gymnast_bringup.probe import ProbeRunner
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.ros_msgs import array_to_image, chunk_to_msg
+from gymnast_core.task import Task
 from gymnast_interfaces.action import RunPolicy, TrainInScene
 from gymnast_interfaces.srv import Judge, ResetFromImage
 from gymnast_robot.mcap_episodes import convert_mcap
@@ -152,10 +153,12 @@ def test_malformed_inputs_are_rejected_and_the_nodes_keep_running(dream_graph):
     assert "NaN" in node_log(out, "dream")
     assert "mono16" in node_log(out, "policy") and "100 bytes" in node_log(out, "policy")
     assert all(p.poll() is None for p in processes.values())
-    # Still serving: the dream still answers a reset, the policy still reports status.
-    reset = probe.call(probe.reset_dream, ResetFromImage.Request(image=array_to_image(np.zeros((64, 64, 3), np.uint8)),
-                                                                 instruction=INSTRUCTION))
-    assert reset.success
+    missing = probe.call(probe.reset_dream, ResetFromImage.Request(task_folder=str(out / "no_such_task")))
+    assert not missing.success and "no_such_task" in missing.message
+    # Still serving: the dream restarts from a task folder, the policy still reports status.
+    Task(INSTRUCTION, initial_frame=np.zeros((64, 64, 3), np.uint8)).save(out / "task")
+    reset = probe.call(probe.reset_dream, ResetFromImage.Request(task_folder=str(out / "task")))
+    assert reset.success, reset.message
     since = time.monotonic()
     probe.wait_until(lambda: probe.since("/gymnast/policy/status", since), 10, "policy status")
 
