@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import av
 import cv2
 import imageio.v3 as iio
 import numpy as np
@@ -15,6 +14,8 @@ from gymnast_core.atomic import atomic_open
 
 def decode_video(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """All frames of a video as uint8 [N, H, W, 3] RGB and their timestamps in seconds [N]."""
+    import av  # PyAV only for MP4 input/output; GIFs and resizing do not need it
+
     frames, times = [], []
     try:
         with av.open(str(path)) as container:
@@ -31,6 +32,8 @@ def decode_video(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def encode_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "h264") -> None:
     """Write uint8 [N, H, W, 3] RGB frames as an MP4 (even sizes required by yuv420p)."""
+    import av
+
     path = Path(path)
     with atomic_open(path, "wb") as handle:
         with av.open(handle, mode="w", format="mp4") as container:
