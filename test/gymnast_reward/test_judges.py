@@ -82,3 +82,15 @@ def test_vlm_judge_runs_a_tiny_local_checkpoint(tmp_path, save_tiny_vlm):
 def test_vlm_judge_missing_checkpoint_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json missing"):
         VLMJudge(VLMJudgeConfig(path=str(tmp_path / "none")))
+
+
+def test_operating_points_trade_true_positives_for_false_positives():
+    from gymnast_reward.calibrate import operating_points
+
+    labels = np.array([1, 1, 0, 0, 0])
+    scores = np.array([0.95, 0.65, 0.75, 0.55, np.nan])
+    known = np.array([True, True, True, True, False])
+    points = operating_points(labels, scores, known, thresholds=(0.5, 0.7, 0.9))
+    assert (points["0.50"]["tpr"], points["0.50"]["fpr"]) == (1.0, 1.0)
+    assert (points["0.70"]["tpr"], points["0.70"]["fpr"]) == (0.5, 0.5)
+    assert (points["0.90"]["tpr"], points["0.90"]["fpr"], points["0.90"]["unknown"]) == (0.5, 0.0, 1)

@@ -26,6 +26,10 @@ from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_reward.train_judge import LabelledVideos, dreamed, load_real
 
 
+# Score thresholds at which judge-eval also reports the trade-off (the judge's own is in its config).
+OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
 @dataclass
 class JudgeEvalConfig:
     """Calibrate a judge against ground truth on real and dreamed videos."""
@@ -55,14 +59,22 @@ def binary_metrics(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray)
             "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
 
 
-def judge_videos(judge, videos: LabelledVideos, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    success, known = [], []
+def judge_videos(judge, videos: LabelledVideos, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(success, known, scores) of every video."""
+    success, known, scores = [], [], []
     for start in range(0, len(videos.labels), batch_size):
         part = slice(start, start + batch_size)
         verdict = judge.judge(videos.videos[part], videos.instructions[part])
         success.append(verdict.success)
         known.append(verdict.known)
-    return np.concatenate(success), np.concatenate(known)
+        scores.append(verdict.scores)
+    return np.concatenate(success), np.concatenate(known), np.concatenate(scores)
+
+
+def operating_points(labels: np.ndarray, scores: np.ndarray, known: np.ndarray,
+                     thresholds: tuple[float, ...] = OPERATING_THRESHOLDS) -> dict[str, dict]:
+    """TPR / FPR / accuracy if success were `score >= threshold`: the trade-off a stricter judge buys."""
+    return {f"{t:.2f}": binary_metrics(labels, np.nan_to_num(scores) >= t, known) for t in thresholds}
 
 
 def calibration_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
@@ -107,8 +119,9 @@ def evaluate_judge(config: JudgeEvalConfig) -> dict:
     results, examples = {}, []
     for name, videos in calibration_sets(config).items():
         started = time.monotonic()
-        success, known = judge_videos(judge, videos, config.batch_size)
-        results[name] = {**binary_metrics(videos.labels, success, known), "seconds": time.monotonic() - started}
+        success, known, scores = judge_videos(judge, videos, config.batch_size)
+        results[name] = {**binary_metrics(videos.labels, success, known), "seconds": time.monotonic() - started,
+                         "operating_points": operating_points(videos.labels, scores, known)}
         rng = np.random.default_rng(0)
         for i in rng.choice(len(videos.labels), size=min(6, len(videos.labels)), replace=False):
             truth = "success" if videos.labels[i] else "failure"
@@ -129,6 +142,13 @@ def format_results(summary: dict) -> str:
         c = r["confusion"]
         lines.append(f"| {name} | {r['n']} | {r['positives']} | {r['accuracy']:.3f} | {r['tpr']:.3f} | {r['fpr']:.3f} | "
                      f"{r['unknown']} | {c['tn']} {c['fp']} / {c['fn']} {c['tp']} |")
+    thresholds = list(next(iter(summary["sets"].values()))["operating_points"])
+    lines += ["", "Score threshold trade-off (TPR / FPR / accuracy if success were score >= threshold):", "",
+              "| test set | " + " | ".join(f">= {t}" for t in thresholds) + " |", "|---|" + "---|" * len(thresholds)]
+    for name, r in summary["sets"].items():
+        points = r["operating_points"]
+        lines.append(f"| {name} | " + " | ".join(
+            f"{points[t]['tpr']:.2f} / {points[t]['fpr']:.2f} / {points[t]['accuracy']:.2f}" for t in thresholds) + " |")
     return "\n".join(lines)
 
 
