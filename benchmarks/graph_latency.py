@@ -3,8 +3,8 @@
 Starts the dream graph as processes (`gymnast launch dream`'s launcher), restarts the dream from
 an image, runs the policy node for `--seconds` with the operator heartbeat, and prints, side by
 side: the executed action rate against the 5 Hz target, gaps in the action stream, the camera
-frame -> action chunk latency against the control period and the chunk's duration, and the
-policy node's own inference latency.
+frame -> action chunk latency against the control period and the chunk's duration, the camera
+frame -> first executed action of its chunk, and the policy node's own inference latency.
 
 Usage: .venv/bin/python benchmarks/graph_latency.py [--seconds 20]
 """
@@ -69,6 +69,10 @@ def main() -> None:
 
     gaps = np.diff(actions)
     latency = np.array([t + wall_offset - stamp_seconds(m.header.stamp) for t, m in chunks])
+    # Camera -> action: from the frame's stamp to the first action executed after its chunk arrived.
+    first_actions = [next((a for a in actions if a >= t), None) for t, _ in chunks]
+    to_action = np.array([a + wall_offset - stamp_seconds(m.header.stamp)
+                          for a, (_, m) in zip(first_actions, chunks) if a is not None])
     chunk_duration = chunks[0][1].horizon * PERIOD
     rate = len(actions) / (end - window)
     print(f"dream graph, {args.seconds:.0f} s closed loop on this machine ({len(actions)} actions, {len(chunks)} chunks)")
@@ -77,6 +81,8 @@ def main() -> None:
           f"(period {PERIOD:.3f} s; held ticks {max(0, round((end - window) / PERIOD) - len(actions))})")
     print(f"  camera -> chunk         median {np.median(latency):.3f} s   p95 {np.percentile(latency, 95):.3f} s   "
           f"= {np.median(latency) / PERIOD:.2f} control periods, {np.median(latency) / chunk_duration:.2f} of a chunk")
+    print(f"  camera -> action        median {np.median(to_action):.3f} s   p95 {np.percentile(to_action, 95):.3f} s   "
+          f"= {np.median(to_action) / PERIOD:.2f} control periods")
     if statuses:
         print(f"  policy inference (node) median {np.median([s.inference_latency for s in statuses]):.3f} s")
 
