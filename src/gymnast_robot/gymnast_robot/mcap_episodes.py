@@ -25,15 +25,15 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from gymnast_core.atomic import atomic_open
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, ActionSpec
 from gymnast_core.dataset import DatasetError, EpisodeDataset
 from gymnast_core.episode import Episode, EpisodeError
@@ -151,8 +151,8 @@ class McapEpisodeWriter:
         self.chunk_size = chunk_size
         self.compression = compression
         self._path: Path | None = None
-        self._tmp: Path | None = None
-        self._file: IO[bytes] | None = None
+        # Holds the open atomic_open() of the file being recorded: closing it commits the file.
+        self._file: contextlib.ExitStack | None = None
         self._writer: Any = None
         self._instruction = ""
         self._metadata: dict[str, Any] = {}
@@ -190,17 +190,15 @@ class McapEpisodeWriter:
             raise FileExistsError(f"{path}: already exists (pass overwrite=True to replace it)")
         compression = {"zstd": CompressionType.ZSTD, "lz4": CompressionType.LZ4,
                        "none": CompressionType.NONE}[self.compression]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-        handle = os.fdopen(fd, "wb")
+        file = contextlib.ExitStack()
+        handle = file.enter_context(atomic_open(path, "wb"))
         try:
             writer = Writer(handle, chunk_size=self.chunk_size, compression=compression)
             writer.start(profile="ros2", library="gymnast_robot.mcap_episodes")
-        except BaseException:
-            handle.close()
-            os.unlink(tmp)
+        except BaseException as exc:
+            file.__exit__(type(exc), exc, exc.__traceback__)  # atomic_open deletes the temporary file
             raise
-        self._path, self._tmp, self._file, self._writer = path, Path(tmp), handle, writer
+        self._path, self._file, self._writer = path, file, writer
         self._instruction, self._metadata = instruction, metadata
         self._schemas, self._channels, self._sequence = {}, {}, {}
 
@@ -242,7 +240,7 @@ class McapEpisodeWriter:
             raise RuntimeError("McapEpisodeWriter: stop() before start()")
         if success is not None and not isinstance(success, (bool, np.bool_)):
             raise ValueError(f"McapEpisodeWriter: success must be True, False or None, got {success!r}")
-        path, tmp, handle = self._path, self._tmp, self._file
+        path = self._path
         try:
             self._writer.add_metadata(METADATA_RECORD, {
                 "instruction": self._instruction,
@@ -250,10 +248,7 @@ class McapEpisodeWriter:
                 "metadata": json.dumps(self._metadata),
             })
             self._writer.finish()
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            os.replace(tmp, path)
+            self._file.close()  # fsync and rename into place
         except BaseException:
             self.discard()
             raise
@@ -264,15 +259,12 @@ class McapEpisodeWriter:
     def discard(self) -> None:
         """Abandon the episode being recorded and delete its partial file (no-op when idle)."""
         if self._file is not None:
-            with contextlib.suppress(OSError):
-                self._file.close()
-        if self._tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._tmp)
+            abandon = RuntimeError("episode discarded")
+            self._file.__exit__(RuntimeError, abandon, None)  # atomic_open deletes the temporary file
         self._reset()
 
     def _reset(self) -> None:
-        self._path = self._tmp = self._file = self._writer = None
+        self._path = self._file = self._writer = None
         self._instruction, self._metadata = "", {}
         self._schemas, self._channels, self._sequence = {}, {}, {}
 
