@@ -3,6 +3,9 @@
 import ast
 import dataclasses
 import importlib
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,32 @@ def test_overrides_use_ros2_launch_syntax_and_bad_ones_are_named():
     command = node_command(NODES["policy"], Path("p.yaml"), {"temperature": "0.5"})
     assert command[1:3] == ["-m", "gymnast_policy.policy_node"]
     assert command[-3:] == ["p.yaml", "-p", "temperature:=0.5"] and "__node:=policy" in command
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
+def test_node_processes_die_with_a_launcher_that_is_killed():
+    # A launcher that crashes before stop_graph must not leave nodes running on the domain.
+    launcher = subprocess.Popen(
+        [sys.executable, "-c",
+         "import subprocess, sys, time\n"
+         "from gymnast_bringup.graph import die_with_parent\n"
+         "child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent)\n"
+         "print(child.pid, flush=True)\n"
+         "time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    child_pid = int(launcher.stdout.readline())
+    launcher.kill()
+    launcher.wait()
+    deadline = time.monotonic() + 10
+    while running(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(child_pid), "the node process outlived its launcher"
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan waits for whoever reaps it here)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

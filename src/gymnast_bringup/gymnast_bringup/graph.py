@@ -7,6 +7,7 @@ exist) start the same nodes with the same params YAML keyed by node name.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
 import os
 import signal
@@ -108,6 +109,14 @@ def parse_overrides(args: Sequence[str], nodes: Sequence[NodeSpec]) -> dict[str,
     return overrides
 
 
+def die_with_parent() -> None:
+    """In a child before exec: SIGINT (a clean node shutdown) when the launcher dies, so a
+    launcher that crashes or is killed leaves no nodes running on the domain. Linux only."""
+    if sys.platform == "linux":
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
+
+
 def start_graph(graph: str, params_file: Path | None = None, args: Sequence[str] = (),
                 env: Mapping[str, str] | None = None, log_dir: Path | None = None) -> dict[str, subprocess.Popen]:
     """Start every node of `graph` as its own process under loopback-only DDS; with `log_dir`,
@@ -125,7 +134,8 @@ def start_graph(graph: str, params_file: Path | None = None, args: Sequence[str]
             Path(log_dir).mkdir(parents=True, exist_ok=True)
             output = open(Path(log_dir) / f"{node.name}.log", "w")  # noqa: SIM115 - the child owns it
         processes[node.name] = subprocess.Popen(node_command(node, params_file, overrides[node.name]), env=child_env,
-                                                stdout=output, stderr=subprocess.STDOUT if output else None)
+                                                stdout=output, stderr=subprocess.STDOUT if output else None,
+                                                preexec_fn=die_with_parent)
         if output is not None:
             output.close()
     return processes

@@ -59,7 +59,7 @@ class Dynamics(nn.Module, ABC):
 
     def _renoise(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         t = torch.full(x.shape[:1], self.context_noise, device=x.device)
-        return add_noise(x, t, torch.randn(x.shape, generator=generator, device=x.device))[0]
+        return add_noise(x, t, torch.randn(x.shape, generator=generator, device=x.device), self.prediction)[0]
 
 
 def _cfg_batch(actions: torch.Tensor, cfg_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +168,7 @@ class ConvUNetDynamics(Dynamics):
         batch = latents.shape[0]
         # Diffusion forcing on the context: each context frame gets its own small noise level.
         context_t = torch.rand(batch, n, device=latents.device) * 2 * self.context_noise
-        noisy_context, _ = add_noise(context, context_t, torch.randn_like(context))
+        noisy_context, _ = add_noise(context, context_t, torch.randn_like(context), self.prediction)
         t = torch.rand(batch, device=latents.device)
         noise = torch.randn_like(target)
         x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)

@@ -67,6 +67,20 @@ class EvalWorldModelConfig:
     threads: int = 2
 
 
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random permutation of range(n) with no fixed point: every episode gets another's actions.
+
+    Random rather than a neighbour's: held-out episodes are listed by task and source, so the next
+    one is usually the same task's expert, with nearly the same actions.
+    """
+    if n < 2:
+        raise ValueError(f"shuffled actions need at least 2 held-out episodes, got {n}")
+    while True:
+        order = rng.permutation(n)
+        if not (order == np.arange(n)).any():
+            return order
+
+
 def open_loop(env: DreamEnv, frames0: np.ndarray, actions: np.ndarray, batch_size: int) -> np.ndarray:
     """Predicted frames [N, k, H, W, 3] for real first frames [N, H, W, 3] and actions [N, k, A]."""
     out = []
@@ -91,8 +105,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     episodes = [ep for ep in episodes if ep.num_steps >= k]
     real = np.stack([resize_frames(ep.frames[: k + 1], size) for ep in episodes])
     actions = np.stack([ep.actions[:k] for ep in episodes])
-    # Shuffled actions: each episode gets another episode's action sequence.
-    shuffled = actions[np.roll(np.arange(len(actions)), 1)]
+    shuffled = actions[derangement(len(actions), np.random.default_rng(config.seed))]
     env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
     started = time.perf_counter()
     with tqdm(total=2, desc="open-loop rollouts", unit="pass") as progress:

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from gymnast_core.action_spec import ActionSpec
 from gymnast_core.atomic import atomic_open
+from gymnast_world_model.diffusion import PREDICTIONS
 from gymnast_world_model.codec import FrameCodec, PixelUnshuffleCodec, SD3VAECodec
 from gymnast_world_model.dynamics import ConvUNetDynamics, Dynamics, SpatioTemporalDiT
 
@@ -44,7 +45,7 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     action_dropout: float = 0.1
     # conv-unet: the next-frame residual is multiplied by this before diffusion (unit variance).
     residual_scale: float = 8.0
-    # Network target: 'x0' or 'v' (see diffusion.py for why the conv trunk predicts x0).
+    # Network target: 'x0', 'v' or 'flow' (rectified-flow velocity); see diffusion.py.
     prediction: str = "x0"
 
 
@@ -124,6 +125,8 @@ class WorldModel(nn.Module):
         super().__init__()
         if action_spec.stats is None:
             raise ValueError("the world model needs an ActionSpec with normalisation statistics (dataset.compute_stats())")
+        if config.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {config.prediction!r}; use one of {PREDICTIONS}")
         self.config, self.action_spec = config, action_spec
         self.codec = make_codec(config)
         channels, size = self.codec.latent_channels, self.codec.latent_size
