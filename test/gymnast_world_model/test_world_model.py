@@ -69,13 +69,14 @@ def test_sd3_vae_codec_loads_from_a_locally_saved_tiny_config(tmp_path):
         SD3VAECodec(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("trunk", ["conv-unet", "dit"])
-def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk):
+@pytest.mark.parametrize("trunk,self_forcing", [("conv-unet", 0.0), ("conv-unet", 0.25), ("dit", 0.0)])
+def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing):
     torch.manual_seed(0)
-    model = WorldModel(TinyConfig(trunk=trunk, patch=4, width=32, depth=1, heads=2, clip_length=4), toy_dataset.action_spec)
+    model = WorldModel(TinyConfig(trunk=trunk, patch=4, width=32, depth=1, heads=2, clip_length=4,
+                                  self_forcing=self_forcing), toy_dataset.action_spec)
     from gymnast_world_model.data import ClipSampler
 
-    sampler = ClipSampler(toy_dataset, toy_dataset.entries, model.clip_length, 32, model.pads_clip_start)
+    sampler = ClipSampler(toy_dataset, toy_dataset.entries, model.clip_length, 32, model.clip_padding)
     rng = np.random.default_rng(0)
     fixed = sampler.sample(16, np.random.default_rng(1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -93,6 +94,15 @@ def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk):
         loss.backward()
         optimizer.step()
     assert fixed_loss() < 0.8 * before
+
+
+def test_self_forcing_trains_on_clips_one_frame_longer(toy_dataset):
+    plain = WorldModel(TinyConfig(), toy_dataset.action_spec)
+    forced = WorldModel(TinyConfig(self_forcing=0.5), toy_dataset.action_spec)
+    assert (plain.clip_length, forced.clip_length) == (plain.config.context + 1, plain.config.context + 2)
+    frames = torch.zeros(2, plain.clip_length, 32, 32, 3, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="clips of 5 frames"):
+        forced.loss(frames, torch.zeros(2, plain.clip_length - 1, toy_dataset.action_spec.dim))
 
 
 def test_interrupted_training_resumes_to_the_same_weights(toy_dataset, tmp_path, monkeypatch):

@@ -26,13 +26,14 @@ class ClipSampler:
     """Random fixed-length clips (frames [L], actions [L-1]) from a set of episodes."""
 
     def __init__(self, dataset: EpisodeDataset, entries: list[IndexEntry], clip_length: int, image_size: int,
-                 pad_start: bool):
+                 max_padding: int = 0):
         if not entries:
             raise ValueError(f"{dataset.root}: no episodes to sample clips from")
         episodes = [dataset.load(e) for e in tqdm(entries, desc="load episodes", unit="episode", leave=False)]
         self.frames = [resize_frames(ep.frames, image_size) for ep in episodes]
         self.actions = [ep.actions for ep in episodes]
-        self.clip_length, self.pad_start = clip_length, pad_start
+        # Clips may start up to `max_padding` frames before the episode, filled with its first frame.
+        self.clip_length, self.max_padding = clip_length, max_padding
         too_short = [e.key for e, a in zip(entries, self.actions) if len(a) + 1 < clip_length]
         if too_short:
             raise ValueError(f"episodes shorter than the clip length {clip_length}: {too_short[:3]}")
@@ -41,8 +42,7 @@ class ClipSampler:
         frames, actions = [], []
         for i in rng.integers(0, len(self.frames), batch_size):
             steps = len(self.actions[i])
-            lowest = -(self.clip_length - 2) if self.pad_start else 0
-            start = int(rng.integers(lowest, steps + 2 - self.clip_length))
+            start = int(rng.integers(-self.max_padding, steps + 2 - self.clip_length))
             # Indices before 0 repeat the first frame: the state a rollout starts from.
             index = np.clip(np.arange(start, start + self.clip_length), 0, None)
             frames.append(self.frames[i][index])

@@ -109,10 +109,11 @@ class ConvUNetDynamics(Dynamics):
     def __init__(self, latent_channels: int, action_dim: int, context: int = 3,
                  channels: tuple[int, ...] = (32, 64, 128), cond_dim: int = 128,
                  context_noise: float = 0.05, action_dropout: float = 0.1, residual_scale: float = 8.0,
-                 prediction: str = "x0"):
+                 prediction: str = "x0", self_forcing: float = 0.0, self_forcing_steps: int = 4):
         super().__init__()
         self.latent_channels, self.action_dim, self.context = latent_channels, action_dim, context
         self.prediction = prediction
+        self.self_forcing, self.self_forcing_steps = self_forcing, self_forcing_steps
         # Frame-to-frame residuals are ~8x smaller than unit noise; scaled to unit variance,
         # the high-noise levels (where the motion is decided) carry weight in the loss.
         self.residual_scale = residual_scale
@@ -161,11 +162,19 @@ class ConvUNetDynamics(Dynamics):
         return self.out(F.silu(self.out_norm(x)))
 
     def loss(self, latents, actions, drop):
-        n = self.context
-        if latents.shape[1] != n + 1:
-            raise ValueError(f"ConvUNetDynamics trains on clips of context + 1 = {n + 1} frames, got {latents.shape[1]}")
-        context, target = latents[:, :n], latents[:, n]
-        batch = latents.shape[0]
+        n, batch = self.context, latents.shape[0]
+        length = n + 1 + (self.self_forcing > 0)
+        if latents.shape[1] != length:
+            raise ValueError(f"ConvUNetDynamics trains on clips of {length} frames (context {n} + 1"
+                             f"{' + 1 for self-forcing' if self.self_forcing else ''}), got {latents.shape[1]}")
+        context, target = latents[:, -n - 1:-1], latents[:, -1]
+        forced = round(self.self_forcing * batch)
+        if forced:
+            # Self-forcing: the last context frame of the first `forced` clips is what a rollout
+            # would have dreamed there, so the target teaches the model to correct its own errors.
+            with torch.no_grad():
+                dreamed = self.sample_next(latents[:forced, :n], actions[:forced, -2], self.self_forcing_steps, 1.0)
+            context = torch.cat([torch.cat([context[:forced, :-1], dreamed[:, None]], dim=1), context[forced:]])
         # Diffusion forcing on the context: each context frame gets its own small noise level.
         context_t = torch.rand(batch, n, device=latents.device) * 2 * self.context_noise
         noisy_context, _ = add_noise(context, context_t, torch.randn_like(context), self.prediction)
@@ -179,8 +188,11 @@ class ConvUNetDynamics(Dynamics):
         return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone())
 
     @torch.no_grad()
-    def next_latent(self, state: _ConvState, actions, steps, cfg_scale, generator=None):
-        context = self._renoise(state.context.flatten(0, 1), generator).view_as(state.context)
+    def sample_next(self, context: torch.Tensor, actions: torch.Tensor, steps: int, cfg_scale: float,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        """The next latent [B, C, h, w] after clean context [B, n, C, h, w] and actions [B, A]."""
+        last = context[:, -1]
+        context = self._renoise(context.flatten(0, 1), generator).view_as(context)
         context_t = torch.full(context.shape[:2], self.context_noise, device=context.device)
         actions_in, drop = _cfg_batch(actions, cfg_scale)
         double = (lambda x: torch.cat([x, x])) if cfg_scale != 1.0 else (lambda x: x)  # noqa: E731
@@ -189,8 +201,11 @@ class ConvUNetDynamics(Dynamics):
             v = self.velocity(double(x), double(context), double(t), double(context_t), actions_in, drop)
             return _cfg_combine(v, cfg_scale)
 
-        noise = torch.randn(state.context[:, -1].shape, generator=generator, device=context.device)
-        latent = state.context[:, -1] + ddim_sample(velocity, noise, steps, self.prediction) / self.residual_scale
+        noise = torch.randn(last.shape, generator=generator, device=context.device)
+        return last + ddim_sample(velocity, noise, steps, self.prediction) / self.residual_scale
+
+    def next_latent(self, state: _ConvState, actions, steps, cfg_scale, generator=None):
+        latent = self.sample_next(state.context, actions, steps, cfg_scale, generator)
         state.context = torch.cat([state.context[:, 1:], latent[:, None]], dim=1)
         return latent
 

@@ -88,8 +88,8 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
         print(f"resuming {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
 
     train_entries, held_out = split_entries(dataset, config.holdout_fraction)
-    train = ClipSampler(dataset, train_entries, model.clip_length, config.model.image_size, model.pads_clip_start)
-    val = ClipSampler(dataset, held_out or train_entries[:8], model.clip_length, config.model.image_size, model.pads_clip_start)
+    train = ClipSampler(dataset, train_entries, model.clip_length, config.model.image_size, model.clip_padding)
+    val = ClipSampler(dataset, held_out or train_entries[:8], model.clip_length, config.model.image_size, model.clip_padding)
     val_batch = val.sample(64, np.random.default_rng(12345))
     (out / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
     with open(out / "config.yaml", "w") as handle:

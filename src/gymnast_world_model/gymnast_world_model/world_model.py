@@ -45,6 +45,11 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     action_dropout: float = 0.1
     # conv-unet: the next-frame residual is multiplied by this before diffusion (unit variance).
     residual_scale: float = 8.0
+    # conv-unet: fraction of each batch whose last context frame is the model's own sample
+    # (`self_forcing_steps` DDIM steps from the real frames before it), so it learns to correct
+    # the errors a rollout feeds back to it.
+    self_forcing: float = 0.0
+    self_forcing_steps: int = 4
     # Network target: 'x0', 'v' or 'flow' (rectified-flow velocity); see diffusion.py.
     prediction: str = "x0"
 
@@ -134,7 +139,8 @@ class WorldModel(nn.Module):
             self.dynamics: Dynamics = ConvUNetDynamics(
                 channels, action_spec.dim, config.context, tuple(config.channels),
                 context_noise=config.context_noise, action_dropout=config.action_dropout,
-                residual_scale=config.residual_scale, prediction=config.prediction)
+                residual_scale=config.residual_scale, prediction=config.prediction,
+                self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps)
         elif config.trunk == "dit":
             self.dynamics = SpatioTemporalDiT(
                 channels, size, action_spec.dim, config.patch, config.width, config.depth, config.heads,
@@ -144,12 +150,15 @@ class WorldModel(nn.Module):
 
     @property
     def clip_length(self) -> int:
-        return self.config.context + 1 if self.config.trunk == "conv-unet" else self.config.clip_length
+        if self.config.trunk == "conv-unet":
+            # Self-forcing needs one frame more: the model first predicts the last context frame.
+            return self.config.context + 1 + (self.config.self_forcing > 0)
+        return self.config.clip_length
 
     @property
-    def pads_clip_start(self) -> bool:
+    def clip_padding(self) -> int:
         # A conv rollout starts with its context filled by copies of the first frame.
-        return self.config.trunk == "conv-unet"
+        return self.config.context - 1 if self.config.trunk == "conv-unet" else 0
 
     def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
         actions = np.asarray(actions, dtype=np.float32)
