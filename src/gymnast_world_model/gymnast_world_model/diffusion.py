@@ -13,7 +13,8 @@ zero over the static background. Cosine v-prediction asks the network to output
 never learned that and left noise in every dreamed frame (docs/world_model/report.md).
 Predicting x_0 makes the background trivially 0 but weighs every noise level alike, so the
 low-noise levels that place fine detail get little of the loss; the flow velocity weighs
-them by 1 / t^2 relative to x_0 (docs/world_model/report.md compares them).
+them by 1 / t^2 relative to x_0, but its target over the background is the noise itself, and
+on the conv trunk it measured far worse than x0 (docs/world_model/report.md).
 """
 
 from __future__ import annotations
