@@ -13,11 +13,12 @@ SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
 @pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
 def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
     out = tmp_path / "run"
+    # One validation episode per task makes each dream-vs-real gap 0 or 1: the tolerance keeps every task.
     main(["run", "--out", str(out), "--shipped", str(SHIPPED),
           "--collect.expert", "1", "--collect.noisy", "1", "--collect.random", "1",
           "--world_model_eval.horizon", "3",
           "--bench.episodes_per_task", "1", "--bench.dream_episodes_per_task", "1", "--bench.rl.updates", "1", "--bench.rl.task_states_per_task", "1",
-          "--bench.rl.validation_episodes_per_task", "1", "--bench.rl.grpo.tasks_per_update", "2",
+          "--bench.rl.validation_episodes_per_task", "1", "--bench.rl.agreement_tolerance", "1.0", "--bench.rl.grpo.tasks_per_update", "2",
           "--bench.rl.grpo.group_size", "2", "--bench.rl.grpo.horizon", "5"])
     printed = capsys.readouterr().out
     assert "World-Gymnast" in printed and "SFT" in printed

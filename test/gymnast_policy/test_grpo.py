@@ -103,11 +103,10 @@ class BrightnessJudge:
         return Verdict(success.astype(np.float32), success, np.ones(len(success), bool), [""] * len(success))
 
 
-def make_trainer(seed=0):
+def make_trainer(seed=0, kl_coef=0.0, policy=None, reference=None):
     torch.manual_seed(seed)
-    policy = BiasPolicy()
-    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=6, temperature=1.0, lr=0.05)
-    return GRPOTrainer(policy, PushRightEnv(), BrightnessJudge(), config)
+    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=6, temperature=1.0, lr=0.05, kl_coef=kl_coef)
+    return GRPOTrainer(policy or BiasPolicy(), PushRightEnv(), BrightnessJudge(), config, reference=reference)
 
 
 TASKS = [Task("push right", env_state={"i": i}) for i in range(4)]
@@ -123,18 +122,22 @@ def test_tiny_rl_loop_raises_the_reward():
     assert stats["groups"] == 4 and 0 <= stats["groups_kept"] <= 4
 
 
-def test_resume_gives_the_same_next_update():
-    trainer = make_trainer()
+@pytest.mark.parametrize("kl_coef", [0.0, 0.5])
+def test_resume_gives_the_same_next_update(kl_coef):
+    trainer = make_trainer(kl_coef=kl_coef)
     trainer.update(TASKS)
     saved_policy, saved_state = copy.deepcopy(trainer.policy.state_dict()), copy.deepcopy(trainer.state_dict())
     expected = trainer.update(TASKS)
     expected_weights = trainer.policy.bias.detach().clone()
 
-    resumed = make_trainer(seed=123)  # a different process state, then the checkpoint
-    resumed.policy.load_state_dict(saved_policy)
+    # A different process state, the checkpointed policy, and the KL anchored to the starting policy.
+    resumed_policy = BiasPolicy()
+    resumed_policy.load_state_dict(saved_policy)
+    resumed = make_trainer(seed=123, kl_coef=kl_coef, policy=resumed_policy, reference=BiasPolicy())
     resumed.load_state_dict(saved_state)
     again = resumed.update(TASKS)
     assert again["reward"] == expected["reward"] and again["loss"] == pytest.approx(expected["loss"])
+    assert again["kl"] == pytest.approx(expected["kl"]) and (kl_coef == 0) == (again["kl"] == 0)
     torch.testing.assert_close(resumed.policy.bias.detach(), expected_weights)
 
 

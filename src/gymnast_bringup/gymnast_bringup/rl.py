@@ -57,11 +57,15 @@ class RLConfig:
     updates: int = 8
     # Initial states per task that RL draws its tasks from.
     task_states_per_task: int = 16
-    # Real validation: episodes per task, every `validate_every` updates (0 = before and after only).
-    validation_episodes_per_task: int = 5
+    # Real validation: episodes per task (the gate reads per-task rates from it), every
+    # `validate_every` updates (0 = before and after only).
+    validation_episodes_per_task: int = 10
     validate_every: int = 4
     # |dream-estimated - real success| above this on any task is reported as disagreement / reward hacking.
     agreement_tolerance: float = 0.2
+    # Dream RL only on the tasks where that check found dream and reality agree before RL: a task
+    # the dream + judge get wrong rewards un-learning it (measured: drawer-open 0.975 -> 0.325).
+    gate_tasks: bool = True
     gifs: int = 4
     out: str = "outputs/default/rl"
     seed: int = 0
@@ -102,7 +106,11 @@ def agrees(gaps: dict[str, float], tolerance: float) -> bool:
     """Per task, not on the mean: a dream that swaps which tasks succeed can match the mean
     exactly (measured: dream 0.8 / 0.2 / 0.2 where reality was 0.0 / 1.0 / 1.0, means 0.45 vs
     0.55) and then rewards RL for un-learning the tasks the policy could do."""
-    return all(abs(gap) <= tolerance for gap in gaps.values())
+    return len(agreeing_tasks(gaps, tolerance)) == len(gaps)
+
+
+def agreeing_tasks(gaps: dict[str, float], tolerance: float) -> list[str]:
+    return [task for task, gap in gaps.items() if abs(gap) <= tolerance]
 
 
 def dream_success(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
@@ -169,10 +177,13 @@ class RLRun:
         self.env, self.judge = make_rl_env(config)
         # Sim-RL learns from the simulator's dense ground-truth reward, as the paper's SIMPLER baseline did.
         grpo = replace(config.grpo, reward="score") if config.env == "sim" else config.grpo
-        self.trainer = GRPOTrainer(self.policy, self.env, self.judge, grpo)
+        self.trainer = GRPOTrainer(self.policy, self.env, self.judge, grpo,
+                                   reference=load_policy(config.policy) if resume and grpo.kl_coef > 0 else None)
         self.reality = MetaWorldEnv(config.reality)
         self.rng = np.random.default_rng(config.seed)
         self.update_index, self.real_episodes = 0, 0
+        # Names of the tasks RL trains on (the gate may drop some before the first update).
+        self.rl_tasks = list(config.reality.tasks)
         states = [t for name in config.reality.tasks for t in initial_states(name, "train", config.task_states_per_task, RL_TASK_SEEDS)]
         self.task_pool = with_real_frames(states, self.reality) if config.env == "dream" else states
         dreaming = config.env == "dream"
@@ -187,7 +198,8 @@ class RLRun:
         generator = getattr(self.env, "generator", None)
         state = {"update": self.update_index, "trainer": self.trainer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
                  "env_rng": generator.get_state() if generator is not None else None,
-                 "real_episodes": self.real_episodes, "validation_real_episodes": self.check.real_episodes}
+                 "real_episodes": self.real_episodes, "validation_real_episodes": self.check.real_episodes,
+                 "rl_tasks": self.rl_tasks}
         with atomic_open(self.out / "trainer_state.pt", "wb") as handle:
             torch.save(state, handle)
 
@@ -195,6 +207,7 @@ class RLRun:
         state = torch.load(self.out / "trainer_state.pt", map_location="cpu", weights_only=False)
         self.update_index, self.real_episodes = state["update"], state["real_episodes"]
         self.check.real_episodes = state["validation_real_episodes"]
+        self.rl_tasks = state["rl_tasks"]
         self.trainer.load_state_dict(state["trainer"])
         self.rng.bit_generator.state = state["numpy_rng"]
         generator = getattr(self.env, "generator", None)
@@ -231,6 +244,14 @@ class RLRun:
                            "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
                            "data, shorter dream horizons.")
             self._log_validation(before, writer)
+            if config.gate_tasks and "task_gaps" in before:
+                self.rl_tasks = agreeing_tasks(before["task_gaps"], config.agreement_tolerance)
+                if not self.rl_tasks:
+                    raise RuntimeError(f"no task passes the dream-vs-real check (dream - real: {before['task_gaps']}, "
+                                       f"tolerance {config.agreement_tolerance}); RL in this dream would train on a "
+                                       "wrong reward. Refresh the judge or the world model, or pass --gate_tasks false.")
+                tqdm.write(f"dream RL on the tasks where dream and reality agree: {', '.join(self.rl_tasks)}")
+        pool = [i for i, t in enumerate(self.task_pool) if t.env_state["task"] in self.rl_tasks]
         fields = ["update", "reward", "success", "unknown", "groups_kept", "groups", "loss", "clip_fraction", "kl",
                   "grad_norm", "rollout_seconds", "judge_seconds", "learn_seconds", "real_episodes"]
         new_file = not (self.out / "metrics.csv").exists()
@@ -241,7 +262,7 @@ class RLRun:
             progress = tqdm(range(self.update_index, config.updates), desc=f"rl ({config.env})", unit="update",
                             initial=self.update_index, total=config.updates)
             for _ in progress:
-                picks = self.rng.choice(len(self.task_pool), config.grpo.tasks_per_update, replace=False)
+                picks = self.rng.choice(pool, config.grpo.tasks_per_update, replace=len(pool) < config.grpo.tasks_per_update)
                 tasks = [self.task_pool[i] for i in picks]
                 stats = self.trainer.update(tasks)
                 self.update_index += 1
