@@ -6,7 +6,7 @@ import torch
 
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, frame_indices, save_learned_judge
-from gymnast_reward.train_judge import augment
+from gymnast_reward.train_judge import LabelledVideos, TrainJudgeConfig, augment, train_judge
 from gymnast_reward.vlm_judge import VLMJudge, VLMJudgeConfig
 
 
@@ -39,6 +39,23 @@ def test_learned_judge_learns_a_visible_outcome_and_round_trips(tmp_path):
     save_learned_judge(judge, tmp_path / "judge")
     reloaded = make_judge(JudgeConfig(backend="learned", path=str(tmp_path / "judge")))
     np.testing.assert_allclose(reloaded.probabilities(videos, instructions), judge.probabilities(videos, instructions), atol=1e-6)
+
+
+def test_train_judge_reads_its_videos_cache_instead_of_gathering(tmp_path):
+    rng = np.random.default_rng(1)
+    cached = LabelledVideos(rng.integers(0, 255, (8, 6, 32, 32, 3), dtype=np.uint8), ["open the drawer"] * 8,
+                            np.arange(8) % 2 == 0, ["real"] * 4 + ["policy"] * 4)
+    cached.save(tmp_path / "videos.npz")
+    loaded = LabelledVideos.load(tmp_path / "videos.npz")
+    np.testing.assert_array_equal(loaded.videos, cached.videos)
+    assert loaded.labels.dtype == bool and loaded.kinds == cached.kinds and loaded.instructions == cached.instructions
+    # The dataset does not exist: only the cache can supply the videos.
+    config = TrainJudgeConfig(dataset=str(tmp_path / "missing"), videos_cache=str(tmp_path / "videos.npz"),
+                              out=str(tmp_path / "judge"), model=LearnedJudgeConfig(image_size=32, channels=(8, 16)),
+                              steps=2, batch_size=4)
+    train_judge(config)
+    trained_on = json.loads((tmp_path / "judge" / "judge.json").read_text())["trained_on"]
+    assert trained_on == {"policy": 4, "real": 4}
 
 
 def test_learned_judge_rejects_weights_that_do_not_match(tmp_path):

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from gymnast_core.atomic import atomic_open
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.envs.metaworld_env import RealityConfig
 from gymnast_world_model.data import split_entries
@@ -40,6 +41,16 @@ class LabelledVideos:
         parts = [p for p in parts if len(p.labels)]
         return LabelledVideos(np.concatenate([p.videos for p in parts]), sum((p.instructions for p in parts), []),
                               np.concatenate([p.labels for p in parts]), sum((p.kinds for p in parts), []))
+
+    def save(self, path: str | Path) -> None:
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, videos=self.videos, instructions=np.array(self.instructions), labels=self.labels,
+                     kinds=np.array(self.kinds))
+
+    @staticmethod
+    def load(path: str | Path) -> "LabelledVideos":
+        with np.load(path) as data:
+            return LabelledVideos(data["videos"], data["instructions"].tolist(), data["labels"], data["kinds"].tolist())
 
 
 def load_real(dataset: EpisodeDataset, entries: list[IndexEntry], kind: str) -> tuple[LabelledVideos, np.ndarray]:
@@ -77,6 +88,9 @@ class TrainJudgeConfig:
     policy_temperature: float = 1.0
     reality: RealityConfig = field(default_factory=RealityConfig)
     out: str = "outputs/default/judge"
+    # Gathered training videos: read from this .npz if it exists, else written there after
+    # gathering, so loss settings can be retrained without re-dreaming ('' = no cache).
+    videos_cache: str = ""
     # A previous judge to refresh from ('' = from scratch).
     init: str = ""
     # Must match the world model's split, so its held-out episodes stay unseen by both.
@@ -103,6 +117,8 @@ def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) ->
 
 
 def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
+    if config.videos_cache and Path(config.videos_cache).exists():
+        return LabelledVideos.load(config.videos_cache)
     from gymnast_policy.evaluate import record_rollouts
 
     dataset = EpisodeDataset.open(config.dataset)
@@ -121,7 +137,10 @@ def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
         parts.append(policy_real)
         if config.dream.checkpoint:
             parts.append(dreamed(config.dream, policy_real, policy_actions, "policy-dream"))
-    return LabelledVideos.concat(parts)
+    videos = LabelledVideos.concat(parts)
+    if config.videos_cache:
+        videos.save(config.videos_cache)
+    return videos
 
 
 def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
