@@ -1,4 +1,17 @@
-from gymnast_bringup.rl import agreeing_tasks, agrees, task_gaps
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from gymnast_bringup.rl import RLConfig, agreeing_tasks, agrees, task_gaps, train_rl
+from gymnast_policy.checkpoint import load_policy
+from gymnast_policy.grpo import CPU_GRPO
+from gymnast_reward.judges import JudgeConfig
+from gymnast_world_model.dream_env import DreamConfig
+
+SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
 
 
 def test_agreement_is_checked_per_task_not_on_the_mean():
@@ -14,3 +27,19 @@ def test_the_gate_keeps_only_the_tasks_the_dream_gets_right():
     gaps = task_gaps({"reach": 0.6, "push": 0.1, "drawer": 1.0}, {"reach": 0.6, "push": 0.6, "drawer": 0.85})
     assert agreeing_tasks(gaps, 0.2) == ["reach", "drawer"]
     assert agreeing_tasks(gaps, 0.0) == ["reach"]
+
+
+@pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
+def test_dream_rl_with_no_trusted_task_makes_no_update(tmp_path):
+    # A negative tolerance fails every task's check, the case of a dream that gets no task right.
+    config = RLConfig(env="dream", policy=str(SHIPPED / "policy_sft"), dream=DreamConfig(checkpoint=str(SHIPPED / "world_model.pt")),
+                      judge=JudgeConfig(backend="learned", path=str(SHIPPED / "judge")), updates=1, task_states_per_task=1,
+                      validation_episodes_per_task=1, agreement_tolerance=-1.0, out=str(tmp_path / "rl"),
+                      grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=3))
+    policy_dir = train_rl(config)
+    summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
+    assert summary["gated_out"] and summary["updates"] == 0
+    start, end = load_policy(SHIPPED / "policy_sft"), load_policy(policy_dir)
+    for a, b in zip(start.state_dict().values(), end.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert train_rl(config) == policy_dir  # a re-run has nothing left to do

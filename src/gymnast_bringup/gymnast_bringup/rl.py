@@ -65,6 +65,7 @@ class RLConfig:
     agreement_tolerance: float = 0.2
     # Dream RL only on the tasks where that check found dream and reality agree before RL: a task
     # the dream + judge get wrong rewards un-learning it (measured: drawer-open 0.975 -> 0.325).
+    # With no task left, RL makes no update and summary.json says `gated_out`.
     gate_tasks: bool = True
     gifs: int = 4
     out: str = "outputs/default/rl"
@@ -247,9 +248,12 @@ class RLRun:
             if config.gate_tasks and "task_gaps" in before:
                 self.rl_tasks = agreeing_tasks(before["task_gaps"], config.agreement_tolerance)
                 if not self.rl_tasks:
-                    raise RuntimeError(f"no task passes the dream-vs-real check (dream - real: {before['task_gaps']}, "
-                                       f"tolerance {config.agreement_tolerance}); RL in this dream would train on a "
-                                       "wrong reward. Refresh the judge or the world model, or pass --gate_tasks false.")
+                    tqdm.write(f"WARNING: no task passes the dream-vs-real check (tolerance {config.agreement_tolerance}); "
+                               "RL in this dream would train on a wrong reward, so no update is made and the policy stays "
+                               "the starting one. Refresh the judge or the world model, or pass --gate_tasks false.")
+                    self._save_state()
+                    writer.close()
+                    return self._write_summary(gated_out=True)
                 tqdm.write(f"dream RL on the tasks where dream and reality agree: {', '.join(self.rl_tasks)}")
         pool = [i for i, t in enumerate(self.task_pool) if t.env_state["task"] in self.rl_tasks]
         fields = ["update", "reward", "success", "unknown", "groups_kept", "groups", "loss", "clip_fraction", "kl",
@@ -283,8 +287,12 @@ class RLRun:
                                       self.trainer.last_success[:config.gifs], self.judge.name)
                 self._save_state()
         writer.close()
-        summary = {"env": config.env, "updates": self.update_index, "real_episodes_rl": self.real_episodes,
-                   "real_episodes_validation": self.check.real_episodes}
+        return self._write_summary()
+
+    def _write_summary(self, gated_out: bool = False) -> dict:
+        # gated_out: the pre-RL check found no task to trust the dream on, so RL made no update.
+        summary = {"env": self.config.env, "updates": self.update_index, "real_episodes_rl": self.real_episodes,
+                   "real_episodes_validation": self.check.real_episodes, "gated_out": gated_out}
         write_json(self.out / "summary.json", summary)
         return summary
 
@@ -298,8 +306,10 @@ def train_rl(config: RLConfig) -> Path:
     """Run (or resume) RL; returns the folder of the final policy."""
     if config.env not in ENVS:
         raise ValueError(f"unknown RL env {config.env!r}; choose one of {', '.join(ENVS)}")
-    if (Path(config.out) / "summary.json").exists() and read_json(Path(config.out) / "summary.json")["updates"] >= config.updates:
-        return Path(config.out) / "policy"
+    if (Path(config.out) / "summary.json").exists():
+        summary = read_json(Path(config.out) / "summary.json")
+        if summary["updates"] >= config.updates or summary.get("gated_out"):
+            return Path(config.out) / "policy"
     run = RLRun(config)
     started = time.monotonic()
     try:
