@@ -128,7 +128,8 @@ class GRPOTrainer:
                                            weight_decay=0.0)
         self.reference = None
         if config.kl_coef > 0:
-            self.reference = copy.deepcopy(reference if reference is not None else policy).eval().requires_grad_(False)
+            anchor = reference if reference is not None else copy.deepcopy(policy)
+            self.reference = anchor.eval().requires_grad_(False)
         # The latest update's rollouts and verdicts, for annotated GIFs.
         self.last_rollouts: Rollouts | None = None
         self.last_success: np.ndarray | None = None
