@@ -111,3 +111,17 @@ def test_operating_points_trade_true_positives_for_false_positives():
     assert (points["0.50"]["tpr"], points["0.50"]["fpr"]) == (1.0, 1.0)
     assert (points["0.70"]["tpr"], points["0.70"]["fpr"]) == (0.5, 0.5)
     assert (points["0.90"]["tpr"], points["0.90"]["fpr"], points["0.90"]["unknown"]) == (0.5, 0.0, 1)
+
+
+def test_per_task_metrics_say_where_the_misses_are():
+    from gymnast_reward.calibrate import per_instruction
+
+    labels = np.array([1, 1, 0, 1, 0, 0])
+    predicted = np.array([0, 0, 0, 1, 1, 0])
+    known = np.ones(6, bool)
+    tasks = ["reach", "reach", "reach", "push", "push", "push"]
+    per_task = per_instruction(labels, predicted, known, tasks)
+    assert list(per_task) == ["push", "reach"]
+    assert per_task["reach"]["confusion"] == {"tn": 1, "fp": 0, "fn": 2, "tp": 0}
+    assert per_task["push"]["confusion"] == {"tn": 1, "fp": 1, "fn": 0, "tp": 1}
+    assert per_task["reach"]["accuracy"] == pytest.approx(1 / 3)

@@ -59,6 +59,13 @@ def binary_metrics(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray)
             "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
 
 
+def per_instruction(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray, instructions: list[str]) -> dict[str, dict]:
+    """`binary_metrics` for each instruction (task): where a judge's misses concentrate."""
+    instructions = np.asarray(instructions)
+    return {name: binary_metrics(labels[instructions == name], predicted[instructions == name], known[instructions == name])
+            for name in sorted(set(instructions.tolist()))}
+
+
 def judge_videos(judge, videos: LabelledVideos, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(success, known, scores) of every video."""
     success, known, scores = [], [], []
@@ -121,7 +128,8 @@ def evaluate_judge(config: JudgeEvalConfig) -> dict:
         started = time.monotonic()
         success, known, scores = judge_videos(judge, videos, config.batch_size)
         results[name] = {**binary_metrics(videos.labels, success, known), "seconds": time.monotonic() - started,
-                         "operating_points": operating_points(videos.labels, scores, known)}
+                         "operating_points": operating_points(videos.labels, scores, known),
+                         "per_task": per_instruction(videos.labels, success, known, videos.instructions)}
         rng = np.random.default_rng(0)
         for i in rng.choice(len(videos.labels), size=min(6, len(videos.labels)), replace=False):
             truth = "success" if videos.labels[i] else "failure"
@@ -149,6 +157,12 @@ def format_results(summary: dict) -> str:
         points = r["operating_points"]
         lines.append(f"| {name} | " + " | ".join(
             f"{points[t]['tpr']:.2f} / {points[t]['fpr']:.2f} / {points[t]['accuracy']:.2f}" for t in thresholds) + " |")
+    lines += ["", "Per task (successes, then misses: FN = successes called failures, FP = failures called successes):", "",
+              "| test set | task | n | successes | FN | FP | accuracy |", "|---|---|---|---|---|---|---|"]
+    for name, r in summary["sets"].items():
+        for task, m in r["per_task"].items():
+            c = m["confusion"]
+            lines.append(f"| {name} | {task} | {m['n']} | {m['positives']} | {c['fn']} | {c['fp']} | {m['accuracy']:.3f} |")
     return "\n".join(lines)
 
 
