@@ -8,6 +8,7 @@ from gymnast_core.episode import Episode
 from gymnast_core.task import Task
 from gymnast_world_model.codec import PixelUnshuffleCodec, SD3VAECodec
 from gymnast_world_model.dream_env import DreamEnv
+from gymnast_world_model.data import Clips, ClipSampler
 from gymnast_world_model.dynamics import SpatioTemporalDiT
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, psnr, ssim
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
@@ -69,13 +70,12 @@ def test_sd3_vae_codec_loads_from_a_locally_saved_tiny_config(tmp_path):
         SD3VAECodec(tmp_path / "nowhere")
 
 
-@pytest.mark.parametrize("trunk,self_forcing", [("conv-unet", 0.0), ("conv-unet", 0.25), ("dit", 0.0)])
-def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing):
+@pytest.mark.parametrize("trunk,self_forcing,anchor", [
+    ("conv-unet", 0.0, False), ("conv-unet", 0.25, False), ("conv-unet", 0.25, True), ("dit", 0.0, False)])
+def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing, anchor):
     torch.manual_seed(0)
     model = WorldModel(TinyConfig(trunk=trunk, patch=4, width=32, depth=1, heads=2, clip_length=4,
-                                  self_forcing=self_forcing), toy_dataset.action_spec)
-    from gymnast_world_model.data import ClipSampler
-
+                                  self_forcing=self_forcing, anchor=anchor), toy_dataset.action_spec)
     sampler = ClipSampler(toy_dataset, toy_dataset.entries, model.clip_length, 32, model.clip_padding)
     rng = np.random.default_rng(0)
     fixed = sampler.sample(16, np.random.default_rng(1))
@@ -84,25 +84,52 @@ def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing)
     def fixed_loss():
         torch.manual_seed(0)
         with torch.no_grad():
-            return model.loss(torch.from_numpy(fixed[0]), model.normalize_actions(fixed[1])).item()
+            return model.loss(fixed).item()
 
     before = fixed_loss()
     for _ in range(40):
-        frames, actions = sampler.sample(16, rng)
-        loss = model.loss(torch.from_numpy(frames), model.normalize_actions(actions))
+        loss = model.loss(sampler.sample(16, rng))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     assert fixed_loss() < 0.8 * before
 
 
+def test_clip_anchor_is_an_earlier_frame_with_the_summed_actions_since(tmp_path):
+    dataset = moving_square_dataset(tmp_path / "one", episodes=1, steps=12)
+    episode = dataset.load(dataset.entries[0])
+    actions = dataset.action_spec.normalize(episode.actions)
+    clips = ClipSampler(dataset, dataset.entries, 4, 32, max_padding=2).sample(64, np.random.default_rng(0))
+    for frames, anchor, displacement in zip(clips.frames, clips.anchor_frames, clips.displacement):
+        target = next(i for i, f in enumerate(episode.frames) if (f == frames[-1]).all())
+        last_context = next(i for i, f in enumerate(episode.frames) if (f == frames[-2]).all())
+        candidates = [a for a in range(last_context + 1) if (episode.frames[a] == anchor).all()]
+        assert any(np.allclose(actions[a:target].sum(0), displacement, atol=1e-5) for a in candidates)
+
+
+def test_anchored_rollout_sums_the_actions_it_is_given(toy_dataset):
+    model = WorldModel(TinyConfig(anchor=True), toy_dataset.action_spec)
+    first = torch.zeros(2, model.codec.latent_channels, model.codec.latent_size, model.codec.latent_size)
+    state = model.dynamics.start(first)
+    steps = torch.tensor([[0.5, -1.0, 0.0, 1.0], [0.1, 0.2, 0.3, -1.0]])
+    for action in (steps, 2 * steps):
+        model.dynamics.next_latent(state, action, steps=1, cfg_scale=2.0)
+    torch.testing.assert_close(state.anchor.displacement, 3 * steps)
+    with pytest.raises(ValueError, match="anchor"):
+        model.dynamics.sample_next(state.context, steps, 1, 1.0)
+    with pytest.raises(ValueError, match="conv-unet"):
+        WorldModel(TinyConfig(trunk="dit", anchor=True), toy_dataset.action_spec)
+
+
 def test_self_forcing_trains_on_clips_one_frame_longer(toy_dataset):
     plain = WorldModel(TinyConfig(), toy_dataset.action_spec)
     forced = WorldModel(TinyConfig(self_forcing=0.5), toy_dataset.action_spec)
     assert (plain.clip_length, forced.clip_length) == (plain.config.context + 1, plain.config.context + 2)
-    frames = torch.zeros(2, plain.clip_length, 32, 32, 3, dtype=torch.uint8)
+    dim = toy_dataset.action_spec.dim
+    clips = Clips(np.zeros((2, plain.clip_length, 32, 32, 3), np.uint8), np.zeros((2, plain.clip_length - 1, dim), np.float32),
+                  np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, dim), np.float32))
     with pytest.raises(ValueError, match="clips of 5 frames"):
-        forced.loss(frames, torch.zeros(2, plain.clip_length - 1, toy_dataset.action_spec.dim))
+        forced.loss(clips)
 
 
 def test_interrupted_training_resumes_to_the_same_weights(toy_dataset, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -22,8 +23,23 @@ def split_entries(dataset: EpisodeDataset, holdout_fraction: float) -> tuple[lis
     return train, held_out
 
 
+@dataclass
+class Clips:
+    """A training batch: clips plus, for each, an earlier real frame of its episode.
+
+    The anchor is where a dream would have started; `displacement` sums the actions taken since
+    it (up to the clip's last frame), so the model can place the arm relative to a clean frame
+    instead of only relative to its own, drifting, last few frames.
+    """
+
+    frames: np.ndarray  # uint8 [B, L, H, W, 3]
+    actions: np.ndarray  # normalised [B, L-1, A]; action t moves frame t to t+1
+    anchor_frames: np.ndarray  # uint8 [B, H, W, 3]
+    displacement: np.ndarray  # [B, A], sum of normalised actions from the anchor to the last frame
+
+
 class ClipSampler:
-    """Random fixed-length clips (frames [L], actions [L-1]) from a set of episodes."""
+    """Random fixed-length clips from a set of episodes, actions normalised by the dataset's ActionSpec."""
 
     def __init__(self, dataset: EpisodeDataset, entries: list[IndexEntry], clip_length: int, image_size: int,
                  max_padding: int = 0):
@@ -31,15 +47,15 @@ class ClipSampler:
             raise ValueError(f"{dataset.root}: no episodes to sample clips from")
         episodes = [dataset.load(e) for e in tqdm(entries, desc="load episodes", unit="episode", leave=False)]
         self.frames = [resize_frames(ep.frames, image_size) for ep in episodes]
-        self.actions = [ep.actions for ep in episodes]
+        self.actions = [dataset.action_spec.normalize(ep.actions) for ep in episodes]
         # Clips may start up to `max_padding` frames before the episode, filled with its first frame.
         self.clip_length, self.max_padding = clip_length, max_padding
         too_short = [e.key for e, a in zip(entries, self.actions) if len(a) + 1 < clip_length]
         if too_short:
             raise ValueError(f"episodes shorter than the clip length {clip_length}: {too_short[:3]}")
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        frames, actions = [], []
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Clips:
+        frames, actions, anchors, displacement = [], [], [], []
         for i in rng.integers(0, len(self.frames), batch_size):
             steps = len(self.actions[i])
             start = int(rng.integers(-self.max_padding, steps + 2 - self.clip_length))
@@ -47,4 +63,7 @@ class ClipSampler:
             index = np.clip(np.arange(start, start + self.clip_length), 0, None)
             frames.append(self.frames[i][index])
             actions.append(self.actions[i][index[1:] - 1])
-        return np.stack(frames), np.stack(actions)
+            anchor = int(rng.integers(0, index[-2] + 1))
+            anchors.append(self.frames[i][anchor])
+            displacement.append(self.actions[i][anchor:index[-1]].sum(axis=0))
+        return Clips(np.stack(frames), np.stack(actions), np.stack(anchors), np.stack(displacement).astype(np.float32))

@@ -38,6 +38,14 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+@dataclass
+class Anchor:
+    """The real frame a dream started from and the actions taken since (conv trunk, `anchor=True`)."""
+
+    latent: torch.Tensor  # [B, C, h, w]
+    displacement: torch.Tensor  # [B, A], sum of normalised actions up to the frame being predicted
+
+
 class Dynamics(nn.Module, ABC):
     """A next-frame latent model trained by denoising (v or x0 target) and sampled with DDIM."""
 
@@ -45,7 +53,8 @@ class Dynamics(nn.Module, ABC):
     context_noise: float  # noise level context frames are re-noised to at rollout time
 
     @abstractmethod
-    def loss(self, latents: torch.Tensor, actions: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    def loss(self, latents: torch.Tensor, actions: torch.Tensor, drop: torch.Tensor,
+             anchor: Anchor | None = None) -> torch.Tensor:
         """latents [B, L, C, h, w], actions [B, L-1, A] (action t moves frame t to t+1), drop [B]."""
 
     @abstractmethod
@@ -103,14 +112,21 @@ class _FiLMResBlock(nn.Module):
 @dataclass
 class _ConvState:
     context: torch.Tensor  # [B, n, C, h, w], clean latents, oldest first
+    anchor: Anchor | None
+
+
+# Displacements sum up to ~40 actions in [-1, 1]; this brings them near the actions' range.
+DISPLACEMENT_SCALE = 10.0
 
 
 class ConvUNetDynamics(Dynamics):
     def __init__(self, latent_channels: int, action_dim: int, context: int = 3,
                  channels: tuple[int, ...] = (32, 64, 128), cond_dim: int = 128,
                  context_noise: float = 0.05, action_dropout: float = 0.1, residual_scale: float = 8.0,
-                 prediction: str = "x0", self_forcing: float = 0.0, self_forcing_steps: int = 4):
+                 prediction: str = "x0", self_forcing: float = 0.0, self_forcing_steps: int = 4,
+                 anchor: bool = False):
         super().__init__()
+        self.anchor = anchor
         self.latent_channels, self.action_dim, self.context = latent_channels, action_dim, context
         self.prediction = prediction
         self.self_forcing, self.self_forcing_steps = self_forcing, self_forcing_steps
@@ -119,13 +135,16 @@ class ConvUNetDynamics(Dynamics):
         self.residual_scale = residual_scale
         self.context_noise, self.action_dropout = context_noise, action_dropout
         self.cond_dim = cond_dim
-        self.action_mlp = nn.Sequential(nn.Linear(action_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        # With an anchor, the action features are the action and the displacement since the anchor.
+        features = 2 * action_dim if anchor else action_dim
+        self.action_mlp = nn.Sequential(nn.Linear(features, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         self.null_action = nn.Parameter(torch.zeros(cond_dim))
         # Separate embeddings of the target's and the context's noise levels, concatenated.
         self.time_mlp = nn.Sequential(nn.Linear(2 * cond_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         # The action also enters as constant input planes, so the first convolution can already
         # place the motion; FiLM alone learned it too slowly on the CPU budget.
-        self.stem = nn.Conv2d(latent_channels * (context + 1) + action_dim, channels[0], 3, padding=1)
+        frames_in = context + 1 + anchor
+        self.stem = nn.Conv2d(latent_channels * frames_in + features, channels[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, width in enumerate(channels):
@@ -140,15 +159,26 @@ class ConvUNetDynamics(Dynamics):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def action_features(self, actions: torch.Tensor, anchor: Anchor | None) -> torch.Tensor:
+        if not self.anchor:
+            return actions
+        if anchor is None:
+            raise ValueError("this model was trained with anchor=True and needs the dream's first frame and displacement")
+        return torch.cat([actions, anchor.displacement / DISPLACEMENT_SCALE], dim=-1)
+
     def velocity(self, noisy: torch.Tensor, context: torch.Tensor, t: torch.Tensor, context_t: torch.Tensor,
-                 actions: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
-        """Prediction (v or x0) for the scaled residual (next - last context frame). noisy [B,C,h,w], context [B,n,C,h,w]."""
+                 actions: torch.Tensor, drop: torch.Tensor, anchor_latent: torch.Tensor | None = None) -> torch.Tensor:
+        """Prediction (v or x0) for the scaled residual (next - last context frame).
+
+        noisy [B,C,h,w], context [B,n,C,h,w], actions: `action_features` [B, F]; dropped with `drop`.
+        """
         action_emb = torch.where(drop[:, None], self.null_action.expand(len(drop), -1), self.action_mlp(actions))
         noise_emb = self.time_mlp(torch.cat([timestep_embedding(t, self.cond_dim),
                                              timestep_embedding(context_t, self.cond_dim).mean(1)], dim=-1))
         cond = F.silu(action_emb + noise_emb)
         planes = torch.where(drop[:, None], torch.zeros_like(actions), actions)[:, :, None, None].expand(-1, -1, *noisy.shape[-2:])
-        x = self.stem(torch.cat([context.flatten(1, 2), noisy, planes.to(noisy.dtype)], dim=1))
+        frames = [context.flatten(1, 2), noisy] + ([anchor_latent] if self.anchor else [])
+        x = self.stem(torch.cat([*frames, planes.to(noisy.dtype)], dim=1))
         skips = []
         for block, down in zip(self.down, self.downsample):
             x = block(x, cond)
@@ -161,7 +191,7 @@ class ConvUNetDynamics(Dynamics):
             x = block(torch.cat([x, skip], dim=1), cond)
         return self.out(F.silu(self.out_norm(x)))
 
-    def loss(self, latents, actions, drop):
+    def loss(self, latents, actions, drop, anchor=None):
         n, batch = self.context, latents.shape[0]
         length = n + 1 + (self.self_forcing > 0)
         if latents.shape[1] != length:
@@ -173,7 +203,10 @@ class ConvUNetDynamics(Dynamics):
             # Self-forcing: the last context frame of the first `forced` clips is what a rollout
             # would have dreamed there, so the target teaches the model to correct its own errors.
             with torch.no_grad():
-                dreamed = self.sample_next(latents[:forced, :n], actions[:forced, -2], self.self_forcing_steps, 1.0)
+                before = None if anchor is None else Anchor(anchor.latent[:forced],
+                                                            anchor.displacement[:forced] - actions[:forced, -1])
+                dreamed = self.sample_next(latents[:forced, :n], actions[:forced, -2], self.self_forcing_steps, 1.0,
+                                           anchor=before)
             context = torch.cat([torch.cat([context[:forced, :-1], dreamed[:, None]], dim=1), context[forced:]])
         # Diffusion forcing on the context: each context frame gets its own small noise level.
         context_t = torch.rand(batch, n, device=latents.device) * 2 * self.context_noise
@@ -181,31 +214,36 @@ class ConvUNetDynamics(Dynamics):
         t = torch.rand(batch, device=latents.device)
         noise = torch.randn_like(target)
         x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)
-        output = self.velocity(x_t, noisy_context, t, context_t, actions[:, -1], drop)
+        output = self.velocity(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1], anchor), drop,
+                               None if anchor is None else anchor.latent)
         return F.mse_loss(output.float(), goal.float())
 
     def start(self, first, window=0, generator=None):
-        return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone())
+        anchor = Anchor(first, torch.zeros(first.shape[0], self.action_dim, device=first.device)) if self.anchor else None
+        return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone(), anchor)
 
     @torch.no_grad()
     def sample_next(self, context: torch.Tensor, actions: torch.Tensor, steps: int, cfg_scale: float,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None, anchor: Anchor | None = None) -> torch.Tensor:
         """The next latent [B, C, h, w] after clean context [B, n, C, h, w] and actions [B, A]."""
         last = context[:, -1]
         context = self._renoise(context.flatten(0, 1), generator).view_as(context)
         context_t = torch.full(context.shape[:2], self.context_noise, device=context.device)
-        actions_in, drop = _cfg_batch(actions, cfg_scale)
+        actions_in, drop = _cfg_batch(self.action_features(actions, anchor), cfg_scale)
         double = (lambda x: torch.cat([x, x])) if cfg_scale != 1.0 else (lambda x: x)  # noqa: E731
+        anchor_latent = None if anchor is None else double(anchor.latent)
 
         def velocity(x, t):
-            v = self.velocity(double(x), double(context), double(t), double(context_t), actions_in, drop)
+            v = self.velocity(double(x), double(context), double(t), double(context_t), actions_in, drop, anchor_latent)
             return _cfg_combine(v, cfg_scale)
 
         noise = torch.randn(last.shape, generator=generator, device=context.device)
         return last + ddim_sample(velocity, noise, steps, self.prediction) / self.residual_scale
 
     def next_latent(self, state: _ConvState, actions, steps, cfg_scale, generator=None):
-        latent = self.sample_next(state.context, actions, steps, cfg_scale, generator)
+        if state.anchor is not None:
+            state.anchor.displacement = state.anchor.displacement + actions
+        latent = self.sample_next(state.context, actions, steps, cfg_scale, generator, state.anchor)
         state.context = torch.cat([state.context[:, 1:], latent[:, None]], dim=1)
         return latent
 
@@ -353,7 +391,9 @@ class SpatioTemporalDiT(Dynamics):
         """[B, L-1, A] actions between frames -> [B, L, A] action into each frame (zeros into frame 0)."""
         return torch.cat([torch.zeros_like(actions[:, :1]), actions], dim=1)
 
-    def loss(self, latents, actions, drop):
+    def loss(self, latents, actions, drop, anchor=None):
+        if anchor is not None:
+            raise ValueError("the DiT takes no anchor: its temporal attention sees the whole window")
         batch, length = latents.shape[:2]
         t = torch.rand(batch, length, device=latents.device)
         x_t, goal = add_noise(latents, t, torch.randn_like(latents), self.prediction)

@@ -109,9 +109,8 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
     model.train()
     while step < config.steps and not (config.max_minutes and elapsed >= 60 * config.max_minutes):
         started = time.perf_counter()
-        frames, actions = train.sample(config.batch_size, rng)
         with autocast:
-            loss = model.loss(torch.from_numpy(frames).to(device), model.normalize_actions(actions).to(device))
+            loss = model.loss(train.sample(config.batch_size, rng))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.dynamics.parameters(), config.grad_clip)
@@ -124,9 +123,8 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
         progress.set_postfix(loss=f"{loss.item():.4f}", minutes=f"{elapsed / 60:.1f}")
         if step % config.val_every == 0 or step == config.steps:
             with torch.no_grad(), autocast:
-                frames, actions = val_batch
                 torch.manual_seed(0)
-                val_loss = model.loss(torch.from_numpy(frames).to(device), model.normalize_actions(actions).to(device)).item()
+                val_loss = model.loss(val_batch).item()
             record = {"step": step, "train_loss": loss.item(), "val_loss": val_loss, "minutes": elapsed / 60}
             with open(out / "metrics.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")

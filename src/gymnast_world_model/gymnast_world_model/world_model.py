@@ -15,7 +15,8 @@ from gymnast_core.action_spec import ActionSpec
 from gymnast_core.atomic import atomic_open
 from gymnast_world_model.diffusion import PREDICTIONS
 from gymnast_world_model.codec import FrameCodec, PixelUnshuffleCodec, SD3VAECodec
-from gymnast_world_model.dynamics import ConvUNetDynamics, Dynamics, SpatioTemporalDiT
+from gymnast_world_model.data import Clips
+from gymnast_world_model.dynamics import Anchor, ConvUNetDynamics, Dynamics, SpatioTemporalDiT
 
 
 @dataclass
@@ -52,6 +53,9 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     self_forcing_steps: int = 4
     # Network target: 'x0', 'v' or 'flow' (rectified-flow velocity); see diffusion.py.
     prediction: str = "x0"
+    # conv-unet: also condition on the dream's first (real) frame and the sum of the actions
+    # since it, so long rollouts can re-read the scene and the arm's offset from a clean frame.
+    anchor: bool = False
 
 
 @WorldModelConfig.register_subclass("cpu-default")
@@ -140,8 +144,10 @@ class WorldModel(nn.Module):
                 channels, action_spec.dim, config.context, tuple(config.channels),
                 context_noise=config.context_noise, action_dropout=config.action_dropout,
                 residual_scale=config.residual_scale, prediction=config.prediction,
-                self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps)
+                self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps, anchor=config.anchor)
         elif config.trunk == "dit":
+            if config.anchor:
+                raise ValueError("anchor conditioning is for the conv-unet trunk; the DiT attends over its whole window")
             self.dynamics = SpatioTemporalDiT(
                 channels, size, action_spec.dim, config.patch, config.width, config.depth, config.heads,
                 config.context_noise, config.action_dropout, config.clip_length, prediction=config.prediction)
@@ -167,12 +173,17 @@ class WorldModel(nn.Module):
                 f"actions: expected dimension {self.action_spec.dim} ({', '.join(self.action_spec.names)}), got shape {actions.shape}")
         return torch.from_numpy(self.action_spec.normalize(actions))
 
-    def loss(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """frames uint8 [B, L, H, W, 3]; actions normalised [B, L-1, A]."""
+    def loss(self, clips: Clips) -> torch.Tensor:
+        device = next(self.dynamics.parameters()).device
+        frames = torch.from_numpy(clips.frames).to(device)
         batch, length = frames.shape[:2]
         latents = self.codec.encode(frames.flatten(0, 1)).unflatten(0, (batch, length))
         drop = torch.rand(batch, device=latents.device) < self.config.action_dropout
-        return self.dynamics.loss(latents, actions, drop)
+        anchor = None
+        if self.config.anchor:
+            anchor = Anchor(self.codec.encode(torch.from_numpy(clips.anchor_frames).to(device)),
+                            torch.from_numpy(clips.displacement).to(device))
+        return self.dynamics.loss(latents, torch.from_numpy(clips.actions).to(device), drop, anchor)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.dynamics.parameters())
