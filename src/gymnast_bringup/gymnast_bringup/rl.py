@@ -229,6 +229,31 @@ class RLRun:
         else:
             tqdm.write(f"[update {self.update_index}] real success {result['real_success']:.2f}")
 
+    def _check_before_rl(self, writer) -> bool:
+        """Validate the starting policy; with `gate_tasks`, keep only the tasks where dream and reality agree.
+
+        False when no task is left: RL in this dream would train on a wrong reward.
+        """
+        config = self.config
+        before = self.check.measure(self.policy)
+        if "agrees" in before and not before["agrees"]:
+            tqdm.write(f"WARNING: before RL the dream + judge disagree with reality beyond {config.agreement_tolerance} "
+                       f"on some task (dream - real: {before['task_gaps']}); "
+                       "the dream reward is not trustworthy for this policy. Remedies: refresh the judge on this "
+                       "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
+                       "data, shorter dream horizons.")
+        self._log_validation(before, writer)
+        if not (config.gate_tasks and "task_gaps" in before):
+            return True
+        self.rl_tasks = agreeing_tasks(before["task_gaps"], config.agreement_tolerance)
+        if not self.rl_tasks:
+            tqdm.write(f"WARNING: no task passes the dream-vs-real check (tolerance {config.agreement_tolerance}); "
+                       "RL in this dream would train on a wrong reward, so no update is made and the policy stays "
+                       "the starting one. Refresh the judge or the world model, or pass --gate_tasks false.")
+            return False
+        tqdm.write(f"dream RL on the tasks where dream and reality agree: {', '.join(self.rl_tasks)}")
+        return True
+
     def run(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
 
@@ -236,25 +261,10 @@ class RLRun:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", {"command": "gymnast rl", **json.loads(json.dumps(asdict(config), default=str))})
         writer = SummaryWriter(str(self.out / "tensorboard"))
-        if self.update_index == 0:
-            before = self.check.measure(self.policy)
-            if "agrees" in before and not before["agrees"]:
-                tqdm.write(f"WARNING: before RL the dream + judge disagree with reality beyond {config.agreement_tolerance} "
-                           f"on some task (dream - real: {before['task_gaps']}); "
-                           "the dream reward is not trustworthy for this policy. Remedies: refresh the judge on this "
-                           "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
-                           "data, shorter dream horizons.")
-            self._log_validation(before, writer)
-            if config.gate_tasks and "task_gaps" in before:
-                self.rl_tasks = agreeing_tasks(before["task_gaps"], config.agreement_tolerance)
-                if not self.rl_tasks:
-                    tqdm.write(f"WARNING: no task passes the dream-vs-real check (tolerance {config.agreement_tolerance}); "
-                               "RL in this dream would train on a wrong reward, so no update is made and the policy stays "
-                               "the starting one. Refresh the judge or the world model, or pass --gate_tasks false.")
-                    self._save_state()
-                    writer.close()
-                    return self._write_summary(gated_out=True)
-                tqdm.write(f"dream RL on the tasks where dream and reality agree: {', '.join(self.rl_tasks)}")
+        if self.update_index == 0 and not self._check_before_rl(writer):
+            self._save_state()
+            writer.close()
+            return self._write_summary(gated_out=True)
         pool = [i for i, t in enumerate(self.task_pool) if t.env_state["task"] in self.rl_tasks]
         fields = ["update", "reward", "success", "unknown", "groups_kept", "groups", "loss", "clip_fraction", "kl",
                   "grad_norm", "rollout_seconds", "judge_seconds", "learn_seconds", "real_episodes"]
