@@ -13,10 +13,11 @@ Every stage caches its outputs under `out`, so a re-run only does what is missin
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,28 @@ class BenchConfig:
     threads: int = 2
     # The command line that produced the table (set by the CLI).
     command: str = "gymnast bench dream-to-real"
+
+
+# Settings that only choose which arms or seeds run, or where the table goes: cached arms stay valid.
+NOT_CACHED_ON = ("command", "report", "arms", "seeds", "threads")
+
+
+def check_cache(config: BenchConfig) -> None:
+    """Refuse to reuse `out` when it was filled under other settings.
+
+    Arms are cached by folder, so without this a rerun after changing the world model, the
+    judge or the GRPO settings would silently put stale arms in the table.
+    """
+    settings = {k: v for k, v in json.loads(json.dumps(asdict(config), default=str)).items() if k not in NOT_CACHED_ON}
+    path = Path(config.out) / "bench_settings.json"
+    if not path.exists():
+        write_json(path, settings)
+        return
+    saved = read_json(path)
+    changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
+    if changed:
+        raise ValueError(f"{config.out} holds arms trained or evaluated with other settings ({', '.join(changed)} differ "
+                         f"from {path}); use a fresh --out, or delete the arms that no longer apply and {path.name}")
 
 
 def train_iter_sft(config: BenchConfig, folder: Path) -> Path:
@@ -245,6 +268,7 @@ def run_bench(config: BenchConfig) -> Path:
         raise ValueError(f"no arms to run; choose from {', '.join(ARMS)}")
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    check_cache(config)
     torch.set_num_threads(config.threads)
     rows = {}
     for arm in config.arms:
