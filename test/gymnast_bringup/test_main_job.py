@@ -31,6 +31,16 @@ def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
     assert wg["episodes"]["real validation"] == 2 * 4  # before and after, one episode per task
     assert (out / "report" / "table.png").stat().st_size > 0
     assert (out / "report" / "world_model" / "report.md").exists()
-    assert list((out / "bench" / "world-gymnast" / "gifs").glob("*.gif"))
+    assert list((out / "main_job" / "world-gymnast" / "gifs").glob("*.gif"))
     # The trainer wrote its logs and can be resumed: a second run has nothing left to do.
-    assert (out / "bench" / "world-gymnast" / "metrics.csv").read_text().count("\n") == 2
+    assert (out / "main_job" / "world-gymnast" / "metrics.csv").read_text().count("\n") == 2
+
+
+def test_main_job_refuses_arms_cached_under_other_settings_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "main_job").mkdir(parents=True)
+    (out / "main_job" / "bench_settings.json").write_text(json.dumps({"sft_policy": "another/policy"}))
+    with pytest.raises(SystemExit):
+        main(["run", "--out", str(out), "--shipped", str(SHIPPED)])
+    assert "other settings (" in capsys.readouterr().err
+    assert not (out / "data").exists()

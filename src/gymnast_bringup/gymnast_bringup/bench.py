@@ -68,8 +68,8 @@ class BenchConfig:
     command: str = "gymnast bench dream-to-real"
 
 
-# Settings that only choose which arms or seeds run, or where the table goes: cached arms stay valid.
-NOT_CACHED_ON = ("command", "report", "arms", "seeds", "threads")
+# Settings that only choose which arms or seeds run, or where the folders are: cached arms stay valid.
+NOT_CACHED_ON = ("command", "out", "report", "arms", "seeds", "threads")
 
 
 def check_cache(config: BenchConfig) -> None:

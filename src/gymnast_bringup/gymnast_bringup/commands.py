@@ -14,7 +14,7 @@ from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_mo
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_reward.train_judge import TrainJudgeConfig, train_judge
-from gymnast_bringup.bench import BenchConfig, run_bench
+from gymnast_bringup.bench import BenchConfig, check_cache, run_bench
 
 
 @dataclass
@@ -130,17 +130,27 @@ class RunConfig:
 def run(config: RunConfig) -> None:
     shipped = Path(config.shipped)
     reuse = not config.from_scratch and (shipped / "world_model.pt").exists()
+    # Where each stage's model lives, fixed up front so the arms' cache is checked before any training.
+    world_model = shipped / "world_model.pt" if reuse else Path(f"{config.out}/world_model/checkpoint.pt")
+    policy = shipped / "policy_sft" if reuse else Path(f"{config.out}/policy_sft")
+    judge = shipped / "judge" if reuse else Path(f"{config.out}/judge")
+    dream = replace(config.bench.dream, checkpoint=str(world_model))
+    # Its own folder, not `gymnast bench dream-to-real`'s: the two run the arms under different settings.
+    bench = replace(config.bench, arms=config.arms, seeds=config.seeds, out=f"{config.out}/main_job", report=f"{config.out}/report",
+                    dataset=f"{config.out}/data", sft_policy=str(policy), judge_dir=str(judge), dream=dream,
+                    judge=replace(config.bench.judge, backend="learned", path=str(judge)),
+                    command="gymnast run" + (" --from_scratch true" if config.from_scratch else ""))
+    check_cache(bench)
+
     print("== 1/6 collect the 'real' dataset")
-    config.collect.out = f"{config.out}/data"
+    config.collect.out = bench.dataset
     dataset = collect(config.collect)
     print(format_summary(dataset.summary()))
 
     print("\n== 2/6 world model" + (f" (shipped: {shipped / 'world_model.pt'})" if reuse else ""))
-    if reuse:
-        world_model = shipped / "world_model.pt"
-    else:
-        config.world_model.dataset, config.world_model.out = config.collect.out, f"{config.out}/world_model"
-        world_model = train_world_model(config.world_model)
+    if not reuse:
+        config.world_model.dataset, config.world_model.out = config.collect.out, str(world_model.parent)
+        train_world_model(config.world_model)
     config.world_model_eval.checkpoint, config.world_model_eval.out = str(world_model), f"{config.out}/report/world_model"
     config.world_model_eval.dataset = config.collect.out
     result = evaluate_world_model(config.world_model_eval)
@@ -148,24 +158,15 @@ def run(config: RunConfig) -> None:
     write_report(result, Path(config.world_model_eval.out), "gymnast run")
 
     print("\n== 3/6 SFT policy" + (f" (shipped: {shipped / 'policy_sft'})" if reuse else ""))
-    if reuse:
-        policy = shipped / "policy_sft"
-    else:
-        config.sft.dataset, config.sft.out = config.collect.out, f"{config.out}/policy_sft"
-        policy = train_sft(config.sft)
+    if not reuse:
+        config.sft.dataset, config.sft.out = config.collect.out, str(policy)
+        train_sft(config.sft)
 
     print("\n== 4/6 learned judge" + (f" (shipped: {shipped / 'judge'})" if reuse else ""))
-    dream = replace(config.bench.dream, checkpoint=str(world_model))
-    if reuse:
-        judge = shipped / "judge"
-    else:
-        judge = Path(f"{config.out}/judge")
+    if not reuse:
         train_judge(replace(config.judge, dataset=config.collect.out, dream=dream, policy=str(policy), out=str(judge)))
 
     print("\n== 5/6 GRPO in the dream, then 6/6 evaluation in the reality")
-    table = run_bench(replace(config.bench, arms=config.arms, seeds=config.seeds, out=f"{config.out}/bench", report=f"{config.out}/report", dataset=config.collect.out,
-                              sft_policy=str(policy), judge_dir=str(judge), dream=dream,
-                              judge=replace(config.bench.judge, backend="learned", path=str(judge)),
-                              command="gymnast run" + (" --from_scratch true" if config.from_scratch else "")))
+    table = run_bench(bench)
     print(table.read_text())
-    print(f"table: {table}\nGIFs: {config.out}/bench/world-gymnast/gifs, {config.out}/bench/eval/*/seed0/episodes.gif")
+    print(f"table: {table}\nGIFs: {bench.out}/world-gymnast/gifs, {bench.out}/eval/*/seed0/episodes.gif")
