@@ -112,6 +112,9 @@ def parse_overrides(args: Sequence[str], nodes: Sequence[NodeSpec]) -> dict[str,
 def die_with_parent() -> None:
     """In a child before exec: SIGINT (a clean node shutdown) when the launcher dies, so a
     launcher that crashes or is killed leaves no nodes running on the domain. Linux only."""
+    # A launcher started in the background by a shell has SIGINT ignored, and children inherit
+    # that through exec; the node must be able to receive the signal arranged here.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     if sys.platform == "linux":
         pr_set_pdeathsig = 1
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGINT)
