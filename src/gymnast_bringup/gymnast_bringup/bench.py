@@ -13,18 +13,17 @@ Every stage caches its outputs under `out`, so a re-run only does what is missin
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from gymnast_core.atomic import atomic_open, read_json, write_json
+from gymnast_core.atomic import atomic_open, config_as_json, read_json, write_json
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.episode import Episode
@@ -78,7 +77,7 @@ def check_cache(config: BenchConfig) -> None:
     Arms are cached by folder, so without this a rerun after changing the world model, the
     judge or the GRPO settings would silently put stale arms in the table.
     """
-    settings = {k: v for k, v in json.loads(json.dumps(asdict(config), default=str)).items() if k not in NOT_CACHED_ON}
+    settings = {k: v for k, v in config_as_json(config).items() if k not in NOT_CACHED_ON}
     path = Path(config.out) / "bench_settings.json"
     if not path.exists():
         write_json(path, settings)

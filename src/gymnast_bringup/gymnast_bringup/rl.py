@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -25,7 +25,7 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from gymnast_core.atomic import atomic_open, read_json, write_json
+from gymnast_core.atomic import atomic_open, config_as_json, read_json, write_json
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, ShiftConfig, initial_states
 from gymnast_core.protocols import BatchedEnv, Judge
 from gymnast_core.task import Task
@@ -259,7 +259,7 @@ class RLRun:
 
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / "config.json", {"command": "gymnast rl", **json.loads(json.dumps(asdict(config), default=str))})
+        write_json(self.out / "config.json", {"command": "gymnast rl", **config_as_json(config)})
         writer = SummaryWriter(str(self.out / "tensorboard"))
         if self.update_index == 0 and not self._check_before_rl(writer):
             self._save_state()

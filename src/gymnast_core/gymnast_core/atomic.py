@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -27,6 +28,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def config_as_json(config: Any) -> dict[str, Any]:
+    """A dataclass config as plain JSON values (tuples become lists, anything else a string)."""
+    return json.loads(json.dumps(asdict(config), default=str))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
