@@ -2,10 +2,11 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from gymnast_bringup.rl import RLConfig, agreeing_tasks, agrees, task_gaps, train_rl
+from gymnast_bringup.rl import RLConfig, RLRun, agreeing_tasks, agrees, task_gaps, train_rl
 from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.grpo import CPU_GRPO
 from gymnast_reward.judges import JudgeConfig
@@ -43,3 +44,25 @@ def test_dream_rl_with_no_trusted_task_makes_no_update(tmp_path):
     for a, b in zip(start.state_dict().values(), end.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert train_rl(config) == policy_dir  # a re-run has nothing left to do
+
+
+@pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
+def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_dream(tmp_path):
+    config = RLConfig(env="dream", policy=str(SHIPPED / "policy_sft"), dream=DreamConfig(checkpoint=str(SHIPPED / "world_model.pt")),
+                      judge=JudgeConfig(backend="learned", path=str(SHIPPED / "judge")), updates=1, task_states_per_task=1,
+                      validation_episodes_per_task=1, gate_tasks=False, dream_restart_step=2, gifs=0, out=str(tmp_path / "rl"),
+                      grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=4))
+    run = RLRun(config)
+    try:
+        summary = run.run()
+    finally:
+        run.close()
+    # One real rollout prefix per RL task state (4 tasks x 1 state), counted as real episodes.
+    assert summary["real_episodes_rl"] == 4 and summary["updates"] == 1
+    assert all(t.history.shape == (2, 64, 64, 3) for t in run.task_pool)
+    videos = run.trainer.last_rollouts.videos
+    assert videos.shape[:2] == (2, 5)
+    # The judged video starts with a task's real frames (history, then the frame the dream restarts from).
+    assert any(np.array_equal(videos[0, :3], np.concatenate([t.history, t.initial_frame[None]])) for t in run.task_pool)
+    with pytest.raises(ValueError, match="dream RL only"):
+        RLRun(replace(config, env="reality", out=str(tmp_path / "real")))

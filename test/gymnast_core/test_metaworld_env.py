@@ -107,3 +107,7 @@ def test_bad_actions_and_tasks_are_rejected(reality):
         reality.step(np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="unknown Meta-World task"):
         initial_states("fly-to-the-moon-v3", "eval", 1)
+    restarted = initial_states("reach-v3", "eval", 1)[0]
+    restarted.history = np.zeros((5, 64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="restarts mid-episode"):
+        reality.reset([restarted])

@@ -132,8 +132,10 @@ def train_arm(config: BenchConfig, arm: str) -> Path:
     if arm == "iter-sft":
         return train_iter_sft(config, folder)
     env = {"sim-rl": "sim", "world-gymnast": "dream", "real-rl": "reality"}[arm]
+    # Restarting from real frames is a remedy for the dream; the other arms run whole episodes.
+    restart = config.rl.dream_restart_step if env == "dream" else 0
     return train_rl(replace(config.rl, env=env, policy=config.sft_policy, out=str(folder), dream=config.dream,
-                            judge=config.judge, reality=config.reality, threads=config.threads))
+                            judge=config.judge, reality=config.reality, threads=config.threads, dream_restart_step=restart))
 
 
 def real_episodes_used(config: BenchConfig, arm: str) -> dict:

@@ -67,6 +67,12 @@ class RLConfig:
     # the dream + judge get wrong rewards un-learning it (measured: drawer-open 0.975 -> 0.325).
     # With no task left, RL makes no update and summary.json says `gated_out`.
     gate_tasks: bool = True
+    # Dream only the steps after this one (0 = the whole episode): each dream restarts from the
+    # real frame at this step of a real rollout (the starting policy's for RL tasks, the current
+    # policy's for validation), and the judge sees those real frames followed by the dream, so the
+    # world model drifts over horizon - s steps instead of horizon. Costs one real episode per RL
+    # task state.
+    dream_restart_step: int = 0
     gifs: int = 4
     out: str = "outputs/default/rl"
     seed: int = 0
@@ -91,6 +97,11 @@ def with_real_frames(tasks: list[Task], reality: MetaWorldEnv) -> list[Task]:
     for task, frame in zip(tasks, frames):
         task.initial_frame = frame
     return tasks
+
+
+def restarted(tasks: Sequence[Task], videos: np.ndarray, step: int) -> list[Task]:
+    """The tasks continued from `step` of their real rollouts' frames [N, T, H, W, 3] (history = the frames before)."""
+    return [replace(task, initial_frame=video[step], history=video[:step]) for task, video in zip(tasks, videos)]
 
 
 def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
@@ -140,12 +151,14 @@ class RealityCheck:
     def measure(self, policy: TokenPolicy) -> dict:
         choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
         with torch.no_grad():
-            rollout(self.reality, self.tasks, choose, self.config.reality.max_steps, policy.image_size)
+            videos, _ = rollout(self.reality, self.tasks, choose, self.config.reality.max_steps, policy.image_size)
             real = self.reality.success.copy()
             self.real_episodes += len(real)
             result = {"real_success": float(real.mean()), "real_per_task": success_rates(real, self.tasks)}
         if self.dream_env is not None:
-            dreamed = dream_success(policy, self.dream_env, self.judge, self.tasks, self.config.grpo.horizon)
+            restart = self.config.dream_restart_step
+            tasks = restarted(self.tasks, videos, restart) if restart else self.tasks
+            dreamed = dream_success(policy, self.dream_env, self.judge, tasks, self.config.grpo.horizon)
             result.update(dream_success=float(dreamed.mean()), dream_per_task=success_rates(dreamed, self.tasks))
             result["gap"] = result["dream_success"] - result["real_success"]
             result["task_gaps"] = task_gaps(result["real_per_task"], result["dream_per_task"])
@@ -171,6 +184,8 @@ class RLRun:
     """The loop with its files: policy/, trainer_state.pt, metrics.csv, validation.jsonl, tensorboard/, gifs/."""
 
     def __init__(self, config: RLConfig):
+        if config.dream_restart_step and config.env != "dream":
+            raise ValueError(f"dream_restart_step applies to dream RL only, not --env {config.env}")
         self.config, self.out = config, Path(config.out)
         torch.set_num_threads(config.threads)
         resume = (self.out / "trainer_state.pt").exists()
@@ -186,13 +201,28 @@ class RLRun:
         # Names of the tasks RL trains on (the gate may drop some before the first update).
         self.rl_tasks = list(config.reality.tasks)
         states = [t for name in config.reality.tasks for t in initial_states(name, "train", config.task_states_per_task, RL_TASK_SEEDS)]
-        self.task_pool = with_real_frames(states, self.reality) if config.env == "dream" else states
         dreaming = config.env == "dream"
+        if config.dream_restart_step:
+            self.task_pool = self._restart_points(states)
+        else:
+            self.task_pool = with_real_frames(states, self.reality) if dreaming else states
         self.check = RealityCheck(config, self.reality, self.env if dreaming else None, self.judge if dreaming else None)
         if resume:
             self._load_state()
         else:
             torch.manual_seed(config.seed)
+
+    def _restart_points(self, states: list[Task]) -> list[Task]:
+        """The RL tasks restarted `dream_restart_step` steps into the starting policy's greedy real rollouts.
+
+        From `config.policy` even on resume, so a resumed run restarts from the same frames.
+        """
+        starting = load_policy(self.config.policy)
+        choose = lambda frames, instructions: starting.act(frames, instructions, 0.0).actions  # noqa: E731
+        with torch.no_grad():
+            videos, _ = rollout(self.reality, states, choose, self.config.dream_restart_step, starting.image_size)
+        self.real_episodes += len(states)
+        return restarted(states, videos, self.config.dream_restart_step)
 
     def _save_state(self) -> None:
         save_policy(self.policy, self.out / "policy", {"rl": {"env": self.config.env, "updates": self.update_index}})

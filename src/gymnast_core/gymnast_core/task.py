@@ -26,6 +26,9 @@ class Task:
     # Optional partial-credit criterion for the judge (scored 0 / 0.5 / 1).
     criterion: str | None = None
     env_state: dict[str, Any] = field(default_factory=dict)
+    # Real frames uint8 [s, H, W, 3] before initial_frame when the task restarts an episode at
+    # step s (a dream restarted from a real rollout); None = the episode starts here.
+    history: np.ndarray | None = None
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)

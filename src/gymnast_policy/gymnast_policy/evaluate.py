@@ -29,20 +29,37 @@ ChunkFn = Callable[[np.ndarray, Sequence[str]], np.ndarray]
 
 def rollout(env, tasks: Sequence[Task], choose_chunk: ChunkFn, steps: int,
             image_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Roll out one episode per task; returns frames [B, steps + 1, H, W, 3] and actions [B, steps, A]."""
+    """Roll out one episode per task; returns frames [B, steps + 1, H, W, 3] and actions [B, steps - s, A].
+
+    Tasks with `history` (all the same length s; 0 without) restart an episode at step s: the
+    rollout runs the remaining steps - s steps and its video starts with the history.
+    """
+    done = history_length(tasks)
+    if done >= steps:
+        raise ValueError(f"tasks restart at step {done}, not before the rollout's last step {steps}")
     frames = env.reset(tasks)
-    video, actions = [frames], []
+    video = [np.stack([resize_frames(t.history, frames.shape[1:3]) for t in tasks])] if done else []
+    video.append(frames[:, None])
+    actions = []
     instructions = [t.instruction for t in tasks]
     chunk, index = None, 0
-    for _ in range(steps):
+    for _ in range(steps - done):
         if chunk is None or index == chunk.shape[1]:
             seen = resize_frames(frames, image_size) if image_size else frames
             chunk, index = choose_chunk(seen, instructions), 0
         actions.append(np.asarray(chunk[:, index], np.float32))
         frames = env.step(actions[-1])
         index += 1
-        video.append(frames)
-    return np.stack(video, axis=1), np.stack(actions, axis=1)
+        video.append(frames[:, None])
+    return np.concatenate(video, axis=1), np.stack(actions, axis=1)
+
+
+def history_length(tasks: Sequence[Task]) -> int:
+    """Steps already done by every task (len of its history); tasks in one batch must agree."""
+    lengths = {0 if t.history is None else len(t.history) for t in tasks}
+    if len(lengths) > 1:
+        raise ValueError(f"tasks in one rollout must restart at the same step, got history lengths {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
 
 
 def record_rollouts(policy_path: str, reality: RealityConfig, out: str | Path, split: str, episodes_per_task: int,

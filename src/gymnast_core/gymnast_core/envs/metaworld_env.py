@@ -221,6 +221,9 @@ class MetaWorldEnv:
             state = task.env_state
             if state.get("suite") != "metaworld" or "task" not in state or "seed" not in state:
                 raise ValueError(f"task {task.instruction!r} has no Meta-World env_state (suite, task, seed): {state}")
+            if task.history is not None:
+                raise ValueError(f"task {task.instruction!r} restarts mid-episode (history of {len(task.history)} frames); "
+                                 "Meta-World restores initial states only, a restarted task runs in the dream")
             slot = used.get(state["task"], 0)
             used[state["task"]] = slot + 1
             sim = self._sim_for(state["task"], slot)
