@@ -28,6 +28,8 @@ def test_the_gate_keeps_only_the_tasks_the_dream_gets_right():
     gaps = task_gaps({"reach": 0.6, "push": 0.1, "drawer": 1.0}, {"reach": 0.6, "push": 0.6, "drawer": 0.85})
     assert agreeing_tasks(gaps, 0.2) == ["reach", "drawer"]
     assert agreeing_tasks(gaps, 0.0) == ["reach"]
+    # Rates of 10 episodes: a gap of exactly the tolerance agrees, whatever the float rounding.
+    assert agreeing_tasks(task_gaps({"reach": 0.6}, {"reach": 0.8}), 0.2) == ["reach"]
 
 
 @pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")

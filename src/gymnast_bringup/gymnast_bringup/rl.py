@@ -122,7 +122,8 @@ def agrees(gaps: dict[str, float], tolerance: float) -> bool:
 
 
 def agreeing_tasks(gaps: dict[str, float], tolerance: float) -> list[str]:
-    return [task for task, gap in gaps.items() if abs(gap) <= tolerance]
+    # The slack keeps a gap of exactly the tolerance in: 0.8 - 0.6 is 0.20000000000000007 in floats.
+    return [task for task, gap in gaps.items() if abs(gap) <= tolerance + 1e-9]
 
 
 def dream_success(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
