@@ -272,7 +272,7 @@ class RLRun:
                        f"on some task (dream - real: {before['task_gaps']}); "
                        "the dream reward is not trustworthy for this policy. Remedies: refresh the judge on this "
                        "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
-                       "data, shorter dream horizons.")
+                       "data, shorter dreams restarted from real frames (--dream_restart_step).")
         self._log_validation(before, writer)
         if not (config.gate_tasks and "task_gaps" in before):
             return True
