@@ -19,7 +19,7 @@ def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
           "--world_model_eval.horizon", "3",
           "--bench.episodes_per_task", "1", "--bench.dream_episodes_per_task", "1", "--bench.rl.updates", "1", "--bench.rl.task_states_per_task", "1",
           "--bench.rl.validation_episodes_per_task", "1", "--bench.rl.agreement_tolerance", "1.0", "--bench.rl.grpo.tasks_per_update", "2",
-          "--bench.rl.grpo.group_size", "2", "--bench.rl.grpo.horizon", "5"])
+          "--bench.rl.grpo.group_size", "2", "--bench.rl.grpo.horizon", "5", "--bench.rl.dream_restart_step", "2"])
     printed = capsys.readouterr().out
     assert "World-Gymnast" in printed and "SFT" in printed
     results = json.loads((out / "report" / "results.json").read_text())

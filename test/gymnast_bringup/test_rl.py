@@ -37,7 +37,7 @@ def test_dream_rl_with_no_trusted_task_makes_no_update(tmp_path):
     # A negative tolerance fails every task's check, the case of a dream that gets no task right.
     config = RLConfig(env="dream", policy=str(SHIPPED / "policy_sft"), dream=DreamConfig(checkpoint=str(SHIPPED / "world_model.pt")),
                       judge=JudgeConfig(backend="learned", path=str(SHIPPED / "judge")), updates=1, task_states_per_task=1,
-                      validation_episodes_per_task=1, agreement_tolerance=-1.0, out=str(tmp_path / "rl"),
+                      validation_episodes_per_task=1, agreement_tolerance=-1.0, dream_restart_step=0, out=str(tmp_path / "rl"),
                       grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=3))
     policy_dir = train_rl(config)
     summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
@@ -66,5 +66,5 @@ def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_drea
     assert videos.shape[:2] == (2, 5)
     # The judged video starts with a task's real frames (history, then the frame the dream restarts from).
     assert any(np.array_equal(videos[0, :3], np.concatenate([t.history, t.initial_frame[None]])) for t in run.task_pool)
-    with pytest.raises(ValueError, match="dream RL only"):
-        RLRun(replace(config, env="reality", out=str(tmp_path / "real")))
+    with pytest.raises(ValueError, match="dream_restart_step 4 must lie in"):
+        RLRun(replace(config, dream_restart_step=4, out=str(tmp_path / "late")))

@@ -132,10 +132,8 @@ def train_arm(config: BenchConfig, arm: str) -> Path:
     if arm == "iter-sft":
         return train_iter_sft(config, folder)
     env = {"sim-rl": "sim", "world-gymnast": "dream", "real-rl": "reality"}[arm]
-    # Restarting from real frames is a remedy for the dream; the other arms run whole episodes.
-    restart = config.rl.dream_restart_step if env == "dream" else 0
     return train_rl(replace(config.rl, env=env, policy=config.sft_policy, out=str(folder), dream=config.dream,
-                            judge=config.judge, reality=config.reality, threads=config.threads, dream_restart_step=restart))
+                            judge=config.judge, reality=config.reality, threads=config.threads))
 
 
 def real_episodes_used(config: BenchConfig, arm: str) -> dict:
@@ -149,7 +147,8 @@ def real_episodes_used(config: BenchConfig, arm: str) -> dict:
     if arm in ("sim-rl", "world-gymnast", "real-rl"):
         summary = read_json(Path(config.out) / arm / "summary.json")
         if summary["real_episodes_rl"]:
-            used["RL rollouts"] = summary["real_episodes_rl"]
+            # The dream arm's are the real rollouts its dreams restart from (--rl.dream_restart_step).
+            used["RL rollouts" if arm == "real-rl" else "real rollouts dreams restart from"] = summary["real_episodes_rl"]
         if summary["real_episodes_validation"]:
             used["real validation"] = summary["real_episodes_validation"]
     return {**used, "total": sum(used.values())}
