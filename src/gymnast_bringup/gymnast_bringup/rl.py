@@ -147,7 +147,7 @@ class RealityCheck:
         self.config, self.reality, self.dream_env, self.judge = config, reality, dream_env, judge
         states = [t for name in config.reality.tasks
                   for t in initial_states(name, "train", config.validation_episodes_per_task, VALIDATION_SEEDS)]
-        self.tasks = with_real_frames(states, reality) if dream_env is not None else states
+        self.tasks = states
         self.real_episodes = 0
 
     def measure(self, policy: TokenPolicy) -> dict:
@@ -158,8 +158,8 @@ class RealityCheck:
             self.real_episodes += len(real)
             result = {"real_success": float(real.mean()), "real_per_task": success_rates(real, self.tasks)}
         if self.dream_env is not None:
-            restart = self.config.dream_restart_step
-            tasks = restarted(self.tasks, videos, restart) if restart else self.tasks
+            # The dream starts from the real rollout's frame at the restart step (its first frame at 0).
+            tasks = restarted(self.tasks, videos, self.config.dream_restart_step)
             dreamed = dream_success(policy, self.dream_env, self.judge, tasks, self.config.grpo.horizon)
             result.update(dream_success=float(dreamed.mean()), dream_per_task=success_rates(dreamed, self.tasks))
             result["gap"] = result["dream_success"] - result["real_success"]
