@@ -58,7 +58,7 @@ class BenchConfig:
     # Iter-SFT: dream rollouts per task before the judge's filter, and the SFT steps after it.
     iter_sft_rollouts_per_task: int = 32
     iter_sft_steps: int = 300
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     episodes_per_task: int = 40
     # Episodes per task of the dream-estimated success (the first of seed 0's initial states).
     dream_episodes_per_task: int = 20
