@@ -79,7 +79,8 @@ def check_cache(config: BenchConfig) -> None:
     """
     settings = {k: v for k, v in config_as_json(config).items() if k not in NOT_CACHED_ON}
     path = Path(config.out) / "bench_settings.json"
-    if not path.exists():
+    # Nothing cached yet (e.g. an earlier start failed before training anything): the settings are free.
+    if not path.exists() or not any(p != path for p in path.parent.iterdir()):
         write_json(path, settings)
         return
     saved = read_json(path)
