@@ -38,7 +38,7 @@ def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
 
 def test_main_job_refuses_arms_cached_under_other_settings_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
-    (out / "main_job").mkdir(parents=True)
+    (out / "main_job" / "sft").mkdir(parents=True)  # an arm cached under the saved settings
     (out / "main_job" / "bench_settings.json").write_text(json.dumps({"sft_policy": "another/policy"}))
     with pytest.raises(SystemExit):
         main(["run", "--out", str(out), "--shipped", str(SHIPPED)])
