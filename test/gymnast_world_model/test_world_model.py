@@ -8,7 +8,7 @@ from gymnast_core.episode import Episode
 from gymnast_core.task import Task
 from gymnast_world_model.codec import PixelUnshuffleCodec, SD3VAECodec
 from gymnast_world_model.dream_env import DreamEnv
-from gymnast_world_model.data import Clips, ClipSampler
+from gymnast_world_model.data import Clips, ClipSampler, split_entries
 from gymnast_world_model.dynamics import SpatioTemporalDiT
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, psnr, ssim
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
@@ -172,6 +172,15 @@ def test_eval_writes_metrics_and_gif(toy_dataset, tmp_path):
     assert [row["k"] for row in result["per_k"]] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(row["psnr_model"]) for row in result["per_k"])
     assert (tmp_path / "eval" / "real_vs_dream.gif").stat().st_size > 0
+
+    # A later start scores the dream against the frames after that step: copy-last at k = 1 is
+    # the held-out episodes' frame 7 against frame 8.
+    later = evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), out=str(tmp_path / "eval7"), horizon=5, start_step=7))
+    _, held_out = split_entries(toy_dataset, 0.3)
+    frames = np.stack([toy_dataset.load(e).frames for e in held_out])
+    assert later["per_k"][0]["psnr_copy_last"] == pytest.approx(float(psnr(frames[:, 7], frames[:, 8]).mean()))
+    with pytest.raises(ValueError, match="start_step \\+ horizon = 13"):
+        evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), out=str(tmp_path / "eval8"), horizon=5, start_step=8))
 
 
 def test_metrics_on_known_images():

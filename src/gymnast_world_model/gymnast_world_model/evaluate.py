@@ -57,6 +57,8 @@ class EvalWorldModelConfig:
     dataset: str = ""
     out: str = "outputs/default/world_model/eval"
     horizon: int = 20
+    # Episode step the dream starts from (its one real frame); the bench's dreams restart at step 20.
+    start_step: int = 0
     sampling_steps: int = 4
     cfg_scale: float = 1.0
     context_window: int = 20
@@ -100,11 +102,12 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
         held_out = held_out[: config.max_episodes]
     if not held_out:
         raise ValueError(f"{dataset.root}: no held-out episodes")
-    size, k = model.config.image_size, config.horizon
-    episodes = [dataset.load(e) for e in held_out]
-    episodes = [ep for ep in episodes if ep.num_steps >= k]
-    real = np.stack([resize_frames(ep.frames[: k + 1], size) for ep in episodes])
-    actions = np.stack([ep.actions[:k] for ep in episodes])
+    size, k, start = model.config.image_size, config.horizon, config.start_step
+    episodes = [ep for ep in (dataset.load(e) for e in held_out) if ep.num_steps >= start + k]
+    if not episodes:
+        raise ValueError(f"{dataset.root}: no held-out episode has start_step + horizon = {start + k} steps")
+    real = np.stack([resize_frames(ep.frames[start: start + k + 1], size) for ep in episodes])
+    actions = np.stack([ep.actions[start: start + k] for ep in episodes])
     shuffled = actions[derangement(len(actions), np.random.default_rng(config.seed))]
     env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
     started = time.perf_counter()
@@ -129,7 +132,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
             "ssim_shuffled": float(ssim(dream_shuffled[:, j], target[:, j]).mean()),
         })
     out = Path(config.out)
-    result = {"episodes": len(episodes), "horizon": k, "sampling_steps": config.sampling_steps,
+    result = {"episodes": len(episodes), "start_step": start, "horizon": k, "sampling_steps": config.sampling_steps,
               "cfg_scale": config.cfg_scale, "rollout_seconds": seconds, "trained_minutes": state["elapsed"] / 60,
               "trained_steps": state["step"], "parameters": model.num_parameters(), "per_k": rows}
     write_json(out / "metrics.json", result)
@@ -156,7 +159,7 @@ def write_report(result: dict, out: Path, command: str) -> Path:
         "",
         f"Produced by: `{command}`",
         "",
-        f"{result['episodes']} held-out episodes, {result['sampling_steps']} DDIM steps, CFG {result['cfg_scale']}, "
+        f"{result['episodes']} held-out episodes from step {result['start_step']}, {result['sampling_steps']} DDIM steps, CFG {result['cfg_scale']}, "
         f"{result['parameters'] / 1e6:.2f}M parameters trained for {result['trained_steps']} steps "
         f"({result['trained_minutes']:.1f} min on this machine).",
         "",
