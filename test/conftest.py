@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import random
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +35,12 @@ def save_tiny_vlm():
     from gymnast_policy.tiny_checkpoints import TINY_VLMS
 
     return lambda name, folder: TINY_VLMS[name](folder)
+
+
+@pytest.fixture(scope="session")
+def shipped():
+    """The checkpoints the project ships (checkpoints/default); skips where a checkout lacks them."""
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+    if not (path / "world_model.pt").exists():
+        pytest.skip("no shipped checkpoints in this checkout")
+    return path

@@ -1,20 +1,16 @@
 """The README's main job, end to end on tiny settings, from the checkpoints the project ships."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 from gymnast_bringup.cli import main
 
-SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
 
-
-@pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
-def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
+def test_main_job_runs_end_to_end_on_tiny_settings(shipped, tmp_path, capsys):
     out = tmp_path / "run"
     # One validation episode per task makes each dream-vs-real gap 0 or 1: the tolerance keeps every task.
-    main(["run", "--out", str(out), "--shipped", str(SHIPPED),
+    main(["run", "--out", str(out), "--shipped", str(shipped),
           "--collect.expert", "1", "--collect.noisy", "1", "--collect.random", "1",
           "--world_model_eval.horizon", "3",
           "--bench.episodes_per_task", "1", "--bench.dream_episodes_per_task", "1", "--bench.rl.updates", "1", "--bench.rl.task_states_per_task", "1",
@@ -36,11 +32,11 @@ def test_main_job_runs_end_to_end_on_tiny_settings(tmp_path, capsys):
     assert (out / "main_job" / "world-gymnast" / "metrics.csv").read_text().count("\n") == 2
 
 
-def test_main_job_refuses_arms_cached_under_other_settings_before_any_work(tmp_path, capsys):
+def test_main_job_refuses_arms_cached_under_other_settings_before_any_work(shipped, tmp_path, capsys):
     out = tmp_path / "run"
     (out / "main_job" / "sft").mkdir(parents=True)  # an arm cached under the saved settings
     (out / "main_job" / "bench_settings.json").write_text(json.dumps({"sft_policy": "another/policy"}))
     with pytest.raises(SystemExit):
-        main(["run", "--out", str(out), "--shipped", str(SHIPPED)])
+        main(["run", "--out", str(out), "--shipped", str(shipped)])
     assert "other settings (" in capsys.readouterr().err
     assert not (out / "data").exists()

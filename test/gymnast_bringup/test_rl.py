@@ -1,6 +1,5 @@
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +10,6 @@ from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.grpo import CPU_GRPO
 from gymnast_reward.judges import JudgeConfig
 from gymnast_world_model.dream_env import DreamConfig
-
-SHIPPED = Path(__file__).resolve().parents[2] / "checkpoints" / "default"
 
 
 def test_agreement_is_checked_per_task_not_on_the_mean():
@@ -32,26 +29,24 @@ def test_the_gate_keeps_only_the_tasks_the_dream_gets_right():
     assert agreeing_tasks(task_gaps({"reach": 0.6}, {"reach": 0.8}), 0.2) == ["reach"]
 
 
-@pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
-def test_dream_rl_with_no_trusted_task_makes_no_update(tmp_path):
+def test_dream_rl_with_no_trusted_task_makes_no_update(shipped, tmp_path):
     # A negative tolerance fails every task's check, the case of a dream that gets no task right.
-    config = RLConfig(env="dream", policy=str(SHIPPED / "policy_sft"), dream=DreamConfig(checkpoint=str(SHIPPED / "world_model.pt")),
-                      judge=JudgeConfig(backend="learned", path=str(SHIPPED / "judge")), updates=1, task_states_per_task=1,
+    config = RLConfig(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
+                      judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
                       validation_episodes_per_task=1, agreement_tolerance=-1.0, dream_restart_step=0, out=str(tmp_path / "rl"),
                       grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=3))
     policy_dir = train_rl(config)
     summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
     assert summary["gated_out"] and summary["updates"] == 0
-    start, end = load_policy(SHIPPED / "policy_sft"), load_policy(policy_dir)
+    start, end = load_policy(shipped / "policy_sft"), load_policy(policy_dir)
     for a, b in zip(start.state_dict().values(), end.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert train_rl(config) == policy_dir  # a re-run has nothing left to do
 
 
-@pytest.mark.skipif(not (SHIPPED / "world_model.pt").exists(), reason="no shipped checkpoints in this checkout")
-def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_dream(tmp_path):
-    config = RLConfig(env="dream", policy=str(SHIPPED / "policy_sft"), dream=DreamConfig(checkpoint=str(SHIPPED / "world_model.pt")),
-                      judge=JudgeConfig(backend="learned", path=str(SHIPPED / "judge")), updates=1, task_states_per_task=1,
+def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_dream(shipped, tmp_path):
+    config = RLConfig(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
+                      judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
                       validation_episodes_per_task=1, gate_tasks=False, dream_restart_step=2, gifs=0, out=str(tmp_path / "rl"),
                       grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=4))
     run = RLRun(config)
