@@ -59,6 +59,13 @@ class GraphProbe(Node):
         with self._lock:
             return [(t, m) for t, m in self.received[topic] if start <= t < end]
 
+    def stamped_after(self, topic: str, wall_time: float) -> list:
+        """Messages on `topic` whose header stamp (the publisher's clock) is later than `wall_time`
+        (time.time()). Unlike arrival times, stamps do not move when this process is slow to receive."""
+        with self._lock:
+            return [m for _, m in self.received[topic]
+                    if m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 > wall_time]
+
     def rate(self, topic: str, start: float, end: float) -> float:
         """Messages per second on `topic` between two monotonic times."""
         return len(self.since(topic, start, end)) / (end - start)
