@@ -22,7 +22,24 @@ def test_learned_judge_learns_a_visible_outcome_and_round_trips(tmp_path):
     labels = rng.random(32) < 0.5
     videos[labels, -1] += 150
     instructions = ["press the button"] * 32
-    judge = LearnedJudge(LearnedJudgeConfig(image_size=32, channels=(8, 16)))
+    judge = fit_judge(LearnedJudge(LearnedJudgeConfig(image_size=32, channels=(8, 16))), videos, labels, instructions)
+    save_learned_judge(judge, tmp_path / "judge")
+    reloaded = make_judge(JudgeConfig(backend="learned", path=str(tmp_path / "judge")))
+    np.testing.assert_allclose(reloaded.probabilities(videos, instructions), judge.probabilities(videos, instructions), atol=1e-6)
+
+
+def test_per_frame_judge_sees_a_success_that_does_not_last_to_the_end():
+    """Success = one bright frame somewhere in the middle (a reach that touches the goal and drifts away)."""
+    rng = np.random.default_rng(2)
+    videos = rng.integers(0, 100, (48, 8, 32, 32, 3), dtype=np.uint8)
+    labels = rng.random(48) < 0.5
+    videos[np.flatnonzero(labels), rng.integers(1, 7, labels.sum())] += 150
+    judge = LearnedJudge(LearnedJudgeConfig(image_size=32, frames=8, channels=(8, 16), per_frame=True))
+    fit_judge(judge, videos, labels, ["reach the goal"] * 48)
+
+
+def fit_judge(judge: LearnedJudge, videos: np.ndarray, labels: np.ndarray, instructions: list[str]) -> LearnedJudge:
+    """60 full-batch steps must halve the loss and classify the training videos."""
     x, y = judge.inputs(videos), torch.from_numpy(labels.astype(np.float32))
     optimizer = torch.optim.Adam(judge.parameters(), lr=3e-3)
     first = None
@@ -36,9 +53,7 @@ def test_learned_judge_learns_a_visible_outcome_and_round_trips(tmp_path):
     judge.eval()
     verdict = judge.judge(videos, instructions)
     assert (verdict.success == labels).mean() >= 0.9 and verdict.known.all()
-    save_learned_judge(judge, tmp_path / "judge")
-    reloaded = make_judge(JudgeConfig(backend="learned", path=str(tmp_path / "judge")))
-    np.testing.assert_allclose(reloaded.probabilities(videos, instructions), judge.probabilities(videos, instructions), atol=1e-6)
+    return judge
 
 
 def test_train_judge_reads_its_videos_cache_instead_of_gathering(tmp_path):
@@ -125,3 +140,23 @@ def test_per_task_metrics_say_where_the_misses_are():
     assert per_task["reach"]["confusion"] == {"tn": 1, "fp": 0, "fn": 2, "tp": 0}
     assert per_task["push"]["confusion"] == {"tn": 1, "fp": 1, "fn": 0, "tp": 1}
     assert per_task["reach"]["accuracy"] == pytest.approx(1 / 3)
+
+
+def test_judge_eval_reads_its_test_videos_from_the_cache(tmp_path):
+    from gymnast_core.dataset import DatasetError
+    from gymnast_reward.calibrate import JudgeEvalConfig, calibration_sets
+
+    rng = np.random.default_rng(3)
+    config = JudgeEvalConfig(dataset=str(tmp_path / "missing"), policy="", videos_cache=str(tmp_path / "cache"))
+    with pytest.raises(DatasetError, match="missing"):  # nothing cached yet: it gathers, and the dataset is missing
+        calibration_sets(config)
+    (tmp_path / "cache").mkdir()
+    cached = {}
+    for name in ("held-out real episodes", "held-out dreamed replays"):
+        cached[name] = LabelledVideos(rng.integers(0, 255, (4, 6, 32, 32, 3), dtype=np.uint8), ["push the puck"] * 4,
+                                      np.array([True, False, True, False]), ["real"] * 4)
+        cached[name].save(tmp_path / "cache" / f"{name.replace(' ', '_')}.npz")
+    loaded = calibration_sets(config)
+    assert list(loaded) == list(cached)
+    for name in cached:
+        np.testing.assert_array_equal(loaded[name].videos, cached[name].videos)

@@ -45,6 +45,9 @@ class JudgeEvalConfig:
     holdout_fraction: float = 0.1
     batch_size: int = 64
     out: str = "outputs/default/judge_eval"
+    # Test videos: read from this folder if it holds them, else written there after gathering,
+    # so several judges are compared on the same videos without re-dreaming ('' = no cache).
+    videos_cache: str = ""
     threads: int = 2
 
 
@@ -84,19 +87,36 @@ def operating_points(labels: np.ndarray, scores: np.ndarray, known: np.ndarray,
     return {f"{t:.2f}": binary_metrics(labels, np.nan_to_num(scores) >= t, known) for t in thresholds}
 
 
+SET_NAMES = ("held-out real episodes", "held-out dreamed replays", "policy real rollouts", "policy dreamed replays")
+
+
 def calibration_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
+    cache = Path(config.videos_cache) if config.videos_cache else None
+    names = SET_NAMES if config.policy else SET_NAMES[:2]
+    paths = {name: cache / f"{name.replace(' ', '_')}.npz" for name in names} if cache else {}
+    if paths and all(path.exists() for path in paths.values()):
+        return {name: LabelledVideos.load(path) for name, path in paths.items()}
+    sets = gather_calibration_sets(config)
+    for name, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sets[name].save(path)
+    return sets
+
+
+def gather_calibration_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     from gymnast_policy.evaluate import record_rollouts
 
     dataset = EpisodeDataset.open(config.dataset)
     _, held_out = split_entries(dataset, config.holdout_fraction)
     real, actions = load_real(dataset, held_out, "real")
-    sets = {"held-out real episodes": real, "held-out dreamed replays": dreamed(config.dream, real, actions, "dream")}
+    real_set, dream_set, policy_set, policy_dream_set = SET_NAMES
+    sets = {real_set: real, dream_set: dreamed(config.dream, real, actions, "dream")}
     if config.policy:
         rollouts = record_rollouts(config.policy, config.reality, Path(config.out) / "policy_rollouts" / Path(config.policy).name,
                                    "eval", config.policy_episodes_per_task, config.policy_temperature)
         policy_real, policy_actions = load_real(rollouts, rollouts.entries, "policy")
-        sets["policy real rollouts"] = policy_real
-        sets["policy dreamed replays"] = dreamed(config.dream, policy_real, policy_actions, "policy-dream")
+        sets[policy_set] = policy_real
+        sets[policy_dream_set] = dreamed(config.dream, policy_real, policy_actions, "policy-dream")
     return sets
 
 

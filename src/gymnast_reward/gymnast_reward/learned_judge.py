@@ -1,14 +1,17 @@
 """`learned` judge: a compact video-language success classifier (the CPU default).
 
 A small CNN reads `frames` evenly spaced frames of the video (first and last included),
-stacked as channels, FiLM-conditioned on the frozen sentence embedding of the instruction,
-and outputs P(success). It is trained by `gymnast train-judge` (judge_data.py) on real
+FiLM-conditioned on the frozen sentence embedding of the instruction, and outputs P(success).
+With `per_frame`, the CNN scores each frame beside the first one and the video's score is a soft
+maximum over frames: the reality's success flag latches (a reach that touches the goal once and
+drifts away counts), so success at any frame is what the label means. It is trained by `gymnast train-judge` (judge_data.py) on real
 episodes, dreamed replays of real episodes labelled with the real outcome, and the current
 policy's own rollouts (its near-misses), because a judge that never saw those is easy to fool.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -32,6 +35,9 @@ class LearnedJudgeConfig:
     # Keep the final feature map's layout (where the hand is relative to the target) instead of
     # averaging it away.
     flatten: bool = False
+    # Score every frame (next to the first) and pool by a soft maximum, instead of stacking all
+    # frames as the channels of one image.
+    per_frame: bool = False
     # P(success) at or above this counts as success.
     threshold: float = 0.5
 
@@ -48,7 +54,7 @@ class LearnedJudge(nn.Module):
         super().__init__()
         self.config = config
         self.text_encoder = text_encoder or FrozenSentenceEncoder()
-        layers, width = [], 3 * config.frames
+        layers, width = [], 6 if config.per_frame else 3 * config.frames
         for out in config.channels:
             layers += [nn.Conv2d(width, out, 3, stride=2, padding=1), nn.GroupNorm(8, out), nn.SiLU()]
             width = out
@@ -67,9 +73,20 @@ class LearnedJudge(nn.Module):
         return x.reshape(batch, count * 3, self.config.image_size, self.config.image_size)
 
     def forward(self, x: torch.Tensor, instructions: Sequence[str]) -> torch.Tensor:
-        """Success logits [B]."""
+        """Success logits [B] for inputs [B, 3 * frames, S, S]."""
+        text = self.text_encoder.encode(instructions).to(x.device)
+        if not self.config.per_frame:
+            return self._logits(x, text)
+        batch, frames = x.shape[0], self.config.frames
+        clips = x.unflatten(1, (frames, 3))
+        pairs = torch.cat([clips, clips[:, :1].expand_as(clips)], dim=2).flatten(0, 1)  # [B * T, 6, S, S]
+        per_frame = self._logits(pairs, text.repeat_interleave(frames, dim=0)).view(batch, frames)
+        # log-mean-exp: between the mean and the maximum, and every frame gets a gradient.
+        return torch.logsumexp(per_frame, dim=1) - math.log(frames)
+
+    def _logits(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         h = self.encoder(x)
-        scale, shift = self.film(self.text_encoder.encode(instructions).to(x.device))[:, :, None, None].chunk(2, dim=1)
+        scale, shift = self.film(text)[:, :, None, None].chunk(2, dim=1)
         h = h * (1 + scale) + shift
         h = h.flatten(1) if self.config.flatten else h.mean(dim=(2, 3))
         return self.head(h).squeeze(-1)
