@@ -1,6 +1,6 @@
 import numpy as np
 
-from gymnast_core.collect import CollectConfig, collect
+from gymnast_core.collect import CollectConfig, collect, plan_jobs
 from gymnast_core.envs.metaworld_env import RealityConfig
 
 
@@ -28,3 +28,11 @@ def test_collect_labels_from_env_and_resumes(tmp_path):
     by_key = {e.key: e for e in resumed.entries}
     first = resumed.load(by_key["reach-v3/noisy/00000"])
     np.testing.assert_array_equal(first.actions, dataset.load(by_key["reach-v3/noisy/00000"]).actions)
+
+
+def test_first_seed_gives_other_initial_states():
+    base = CollectConfig(reality=RealityConfig(tasks=("reach-v3",)), expert=0, noisy=2, random=0)
+    later = CollectConfig(reality=RealityConfig(tasks=("reach-v3",)), expert=0, noisy=2, random=0, first_seed=1000)
+    assert [job.seed for job in plan_jobs(base)] == [100_000, 100_001]
+    assert [job.seed for job in plan_jobs(later)] == [101_000, 101_001]
+    assert [job.key for job in plan_jobs(later)] == ["reach-v3/noisy/01000", "reach-v3/noisy/01001"]

@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from gymnast_core.action_spec import ActionSpec
+from gymnast_core.dataset import DatasetError, EpisodeDataset
+from gymnast_core.episode import Episode
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, frame_indices, save_learned_judge
 from gymnast_reward.train_judge import LabelledVideos, TrainJudgeConfig, augment, train_judge
@@ -64,13 +67,19 @@ def test_train_judge_reads_its_videos_cache_instead_of_gathering(tmp_path):
     loaded = LabelledVideos.load(tmp_path / "videos.npz")
     np.testing.assert_array_equal(loaded.videos, cached.videos)
     assert loaded.labels.dtype == bool and loaded.kinds == cached.kinds and loaded.instructions == cached.instructions
+    # Extra real episodes are read from their own dataset on top of the cache.
+    extra = EpisodeDataset.create(tmp_path / "extra", ActionSpec(("dx", "gripper"), (-1, -1), (1, 1), gripper_index=1,
+                                                                   gripper_open=-1, gripper_closed=1))
+    for i in range(3):
+        extra.append(Episode(rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), np.zeros((5, 2), np.float32),
+                             "open the drawer", i == 0, {"source": "noisy"}), f"e{i}")
     # The dataset does not exist: only the cache can supply the videos.
     config = TrainJudgeConfig(dataset=str(tmp_path / "missing"), videos_cache=str(tmp_path / "videos.npz"),
-                              out=str(tmp_path / "judge"), model=LearnedJudgeConfig(image_size=32, channels=(8, 16)),
-                              steps=2, batch_size=4)
+                              extra_data=(str(tmp_path / "extra"),), out=str(tmp_path / "judge"),
+                              model=LearnedJudgeConfig(image_size=32, channels=(8, 16)), steps=2, batch_size=4)
     train_judge(config)
-    trained_on = json.loads((tmp_path / "judge" / "judge.json").read_text())["trained_on"]
-    assert trained_on == {"policy": 4, "real": 4}
+    meta = json.loads((tmp_path / "judge" / "judge.json").read_text())
+    assert meta["trained_on"] == {"policy": 4, "real": 7} and meta["extra_data"] == [str(tmp_path / "extra")]
 
 
 def test_learned_judge_rejects_weights_that_do_not_match(tmp_path):
@@ -143,7 +152,6 @@ def test_per_task_metrics_say_where_the_misses_are():
 
 
 def test_judge_eval_reads_its_test_videos_from_the_cache(tmp_path):
-    from gymnast_core.dataset import DatasetError
     from gymnast_reward.calibrate import JudgeEvalConfig, calibration_sets
 
     rng = np.random.default_rng(3)

@@ -41,6 +41,9 @@ class CollectConfig:
     random: int = 25
     # Range of the noisy expert's per-episode noise scale (action units).
     noise_std: tuple[float, float] = (0.2, 0.8)
+    # Index of the first initial state in each source's seed block: a second dataset with a
+    # higher first_seed (e.g. extra judge data) shares no initial state with the first.
+    first_seed: int = 0
     # Worker processes (one per core).
     workers: int = 2
 
@@ -57,7 +60,7 @@ def plan_jobs(config: CollectConfig) -> list[_Job]:
     jobs = []
     for task in config.reality.tasks:
         for source, count in (("expert", config.expert), ("noisy", config.noisy), ("random", config.random)):
-            for i in range(count):
+            for i in range(config.first_seed, config.first_seed + count):
                 jobs.append(_Job(f"{task}/{source}/{i:05d}", task, source, _SOURCE_SEED_BLOCK[source] + i))
     return jobs
 

@@ -93,6 +93,9 @@ class TrainJudgeConfig:
     # Gathered training videos: read from this .npz if it exists, else written there after
     # gathering, so loss settings can be retrained without re-dreaming ('' = no cache).
     videos_cache: str = ""
+    # More real datasets whose every episode joins the training set (e.g. near-misses collected
+    # with `gymnast collect --first_seed`, so none shares an initial state with `dataset`).
+    extra_data: tuple[str, ...] = ()
     # A previous judge to refresh from ('' = from scratch).
     init: str = ""
     # Must match the world model's split, so its held-out episodes stay unseen by both.
@@ -118,9 +121,17 @@ def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) ->
     return np.sort(np.concatenate([rng.choice(positives, take_pos, replace=False), rng.choice(negatives, take_neg, replace=False)]))
 
 
-def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
+def training_videos(config: TrainJudgeConfig) -> LabelledVideos:
+    """The gathered videos (from the cache if there is one) plus every episode of `extra_data`."""
     if config.videos_cache and Path(config.videos_cache).exists():
-        return LabelledVideos.load(config.videos_cache)
+        gathered = LabelledVideos.load(config.videos_cache)
+    else:
+        gathered = gather_training_videos(config)
+    extras = [load_real(dataset, dataset.entries, "real")[0] for dataset in map(EpisodeDataset.open, config.extra_data)]
+    return LabelledVideos.concat([gathered, *extras])
+
+
+def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
     from gymnast_policy.evaluate import record_rollouts
 
     dataset = EpisodeDataset.open(config.dataset)
@@ -148,7 +159,7 @@ def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
 def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    data = gather_training_videos(config)
+    data = training_videos(config)
     judge = load_learned_judge(config.init) if config.init else LearnedJudge(config.model)
     judge.train()
     inputs = judge.inputs(data.videos)  # [N, 3F, S, S] in [-1, 1]
@@ -175,7 +186,8 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
     counts = {kind: int(sum(k == kind for k in data.kinds)) for kind in sorted(set(data.kinds))}
     save_learned_judge(judge, config.out, {"trained_on": counts, "positives": int(positives), "steps": config.steps,
                                            "minutes": (time.monotonic() - started) / 60, "policy": config.policy,
-                                           "world_model": config.dream.checkpoint, "init": config.init})
+                                           "world_model": config.dream.checkpoint, "init": config.init,
+                                           "extra_data": list(config.extra_data)})
     return judge
 
 
