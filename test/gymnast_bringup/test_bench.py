@@ -25,3 +25,21 @@ def test_settings_of_a_start_that_cached_nothing_do_not_bind(tmp_path):
     (tmp_path / "bench" / "sft").mkdir()
     with pytest.raises(ValueError, match=r"sft_policy differ"):
         check_cache(config)
+
+
+def test_real_episodes_are_counted_by_purpose_including_the_judges_extra_data(tmp_path):
+    from gymnast_bringup.bench import real_episodes_used
+    from gymnast_core.atomic import write_json
+    from gymnast_core.dataset import EpisodeDataset
+    from gymnast_core.envs.metaworld_env import METAWORLD_ACTION_SPEC
+
+    EpisodeDataset.create(tmp_path / "data", METAWORLD_ACTION_SPEC)
+    write_json(tmp_path / "sft" / "policy.json", {"sft": {"demos": 40}})
+    write_json(tmp_path / "judge" / "judge.json", {"trained_on": {"policy": 384, "real": 564}, "extra_real_episodes": 200})
+    write_json(tmp_path / "bench" / "world-gymnast" / "summary.json", {"real_episodes_rl": 64, "real_episodes_validation": 120})
+    config = BenchConfig(out=str(tmp_path / "bench"), dataset=str(tmp_path / "data"), sft_policy=str(tmp_path / "sft"),
+                         judge_dir=str(tmp_path / "judge"))
+    assert real_episodes_used(config, "world-gymnast") == {
+        "demos": 40, "world-model data": 0, "judge policy rollouts": 384, "judge extra real episodes": 200,
+        "real rollouts dreams restart from": 64, "real validation": 120, "total": 808}
+    assert real_episodes_used(config, "sft") == {"demos": 40, "total": 40}

@@ -80,6 +80,7 @@ def test_train_judge_reads_its_videos_cache_instead_of_gathering(tmp_path):
     train_judge(config)
     meta = json.loads((tmp_path / "judge" / "judge.json").read_text())
     assert meta["trained_on"] == {"policy": 4, "real": 7} and meta["extra_data"] == [str(tmp_path / "extra")]
+    assert meta["extra_real_episodes"] == 3  # the benchmark counts them as real interaction
 
 
 def test_learned_judge_rejects_weights_that_do_not_match(tmp_path):

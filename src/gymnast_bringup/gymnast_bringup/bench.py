@@ -145,6 +145,8 @@ def real_episodes_used(config: BenchConfig, arm: str) -> dict:
         used["world-model data"] = len(EpisodeDataset.open(config.dataset))
         judge = read_json(Path(config.judge_dir) / "judge.json")
         used["judge policy rollouts"] = judge.get("trained_on", {}).get("policy", 0)
+        if judge.get("extra_real_episodes"):
+            used["judge extra real episodes"] = judge["extra_real_episodes"]
     if arm in ("sim-rl", "world-gymnast", "real-rl"):
         summary = read_json(Path(config.out) / arm / "summary.json")
         if summary["real_episodes_rl"]:

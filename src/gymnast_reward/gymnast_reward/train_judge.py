@@ -187,7 +187,8 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
     save_learned_judge(judge, config.out, {"trained_on": counts, "positives": int(positives), "steps": config.steps,
                                            "minutes": (time.monotonic() - started) / 60, "policy": config.policy,
                                            "world_model": config.dream.checkpoint, "init": config.init,
-                                           "extra_data": list(config.extra_data)})
+                                           "extra_data": list(config.extra_data),
+                                           "extra_real_episodes": sum(len(EpisodeDataset.open(d)) for d in config.extra_data)})
     return judge
 
 
