@@ -9,9 +9,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 
 WORKDIR /ws
 COPY . /ws
-# Same pins as the CPU machines; the CUDA index supplies torch==2.13.0 with GPU kernels.
+# Same pins as the CPU machines; torch==2.13.0 comes first from the CUDA index (GPU kernels),
+# so requirements.txt finds its pin already satisfied.
 RUN python3.11 -m venv .venv \
-    && .venv/bin/pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cu128 -r requirements.txt \
+    && .venv/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu128 torch==2.13.0 \
+    && .venv/bin/pip install --no-cache-dir -r requirements.txt \
     && ./scripts/bootstrap.sh
 
 ENV MUJOCO_GL=egl ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
