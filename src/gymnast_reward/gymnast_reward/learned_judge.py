@@ -1,12 +1,14 @@
 """`learned` judge: a compact video-language success classifier (the CPU default).
 
 A small CNN reads `frames` evenly spaced frames of the video (first and last included),
-FiLM-conditioned on the frozen sentence embedding of the instruction, and outputs P(success).
-With `per_frame`, the CNN scores each frame beside the first one and the video's score is a soft
+stacked as the channels of one image and FiLM-conditioned on the frozen sentence embedding of
+the instruction, and outputs P(success). With `per_frame`, the CNN scores each frame beside the first one and the video's score is a soft
 maximum over frames: the reality's success flag latches (a reach that touches the goal once and
-drifts away counts), so success at any frame is what the label means. It is trained by `gymnast train-judge` (judge_data.py) on real
-episodes, dreamed replays of real episodes labelled with the real outcome, and the current
-policy's own rollouts (its near-misses), because a judge that never saw those is easy to fool.
+drifts away counts), so success at any frame is what the label means.
+
+It is trained by `gymnast train-judge` (train_judge.py) on real episodes, dreamed replays of real
+episodes labelled with the real outcome, and the current policy's own rollouts (its near-misses),
+because a judge that never saw those is easy to fool.
 """
 
 from __future__ import annotations
