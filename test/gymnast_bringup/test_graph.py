@@ -4,6 +4,7 @@ and test-time training whose weights the policy node hot-reloads."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -97,17 +98,27 @@ def test_run_policy_streams_images_and_actions_at_the_control_rate(dream_graph):
     assert episode.actions.shape[1] == 4 and episode.num_steps >= result.steps - 2
 
 
+def logged_at(out, name: str, text: str) -> float:
+    """Wall-clock time of the node's last log line containing `text` (ROS log lines carry it)."""
+    lines = [line for line in node_log(out, name).splitlines() if text in line]
+    assert lines, f"{name} never logged {text!r}"
+    return float(re.search(r"\] \[(\d+\.\d+)\]", lines[-1]).group(1))
+
+
 def test_estop_stops_motion_within_one_control_period(dream_graph):
-    probe, _, _ = dream_graph
+    probe, _, out = dream_graph
     handle, _ = run_goal(probe)
-    stopped_at = time.time()
     probe.estop_pub.publish(Bool(data=True))
-    assert probe.result(handle.get_result_async(), 10, "RunPolicy result").result.reason == RunPolicy.Result.ESTOP
-    time.sleep(0.5)
-    # By the policy node's publish stamps: the probe receiving late under load is not the node moving late.
-    assert probe.stamped_after("/wx250s/commands/ee_delta", stopped_at + PERIOD + 0.05) == []
-    assert not probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction=INSTRUCTION)).accepted
-    probe.estop_pub.publish(Bool(data=False))
+    try:
+        assert probe.result(handle.get_result_async(), 10, "RunPolicy result").result.reason == RunPolicy.Result.ESTOP
+        time.sleep(0.5)
+        # From when the node got the e-stop, by its own publish stamps: delivery delayed by a stalled
+        # host is not the node moving late.
+        received = logged_at(out, "policy", "e-stop: motion stopped")
+        assert probe.stamped_after("/wx250s/commands/ee_delta", received + PERIOD + 0.05) == []
+        assert not probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction=INSTRUCTION)).accepted
+    finally:
+        probe.estop_pub.publish(Bool(data=False))  # the later tests need a released e-stop
 
 
 def test_heartbeat_loss_stops_motion_and_no_heartbeat_means_no_goal(dream_graph):
