@@ -127,9 +127,32 @@ def test_self_forcing_trains_on_clips_one_frame_longer(toy_dataset):
     assert (plain.clip_length, forced.clip_length) == (plain.config.context + 1, plain.config.context + 2)
     dim = toy_dataset.action_spec.dim
     clips = Clips(np.zeros((2, plain.clip_length, 32, 32, 3), np.uint8), np.zeros((2, plain.clip_length - 1, dim), np.float32),
-                  np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, dim), np.float32))
+                  np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, dim), np.float32), np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="clips of 5 frames"):
         forced.loss(clips)
+
+
+def test_self_forced_clips_also_start_where_a_rollout_does(toy_dataset, monkeypatch):
+    # A conv rollout's first step sees only copies of the first frame: with self-forcing's extra
+    # frame the clips must be able to start one frame earlier to train that step.
+    forced = WorldModel(TinyConfig(self_forcing=1.0), toy_dataset.action_spec)
+    assert forced.clip_padding == forced.config.context
+    clips = ClipSampler(toy_dataset, toy_dataset.entries, forced.clip_length, 32, forced.clip_padding).sample(
+        256, np.random.default_rng(0))
+    first = {key: toy_dataset.load(e).frames[0] for key, e in enumerate(toy_dataset.entries)}
+    assert clips.padding.max() == forced.config.context
+    for frames, padding in zip(clips.frames, clips.padding):
+        if padding:
+            assert any((frames[: padding + 1] == f).all() for f in first.values())
+    # Only the clips whose last context frame is a dreamed one (not the episode's first) are self-forced.
+    dreamed_rows = []
+    sample_next = forced.dynamics.sample_next
+    monkeypatch.setattr(forced.dynamics, "sample_next", lambda context, *a, **k: (
+        dreamed_rows.append(len(context)), sample_next(context, *a, **k))[1])
+    latents = torch.zeros(4, forced.clip_length, forced.codec.latent_channels, forced.codec.latent_size, forced.codec.latent_size)
+    actions = torch.zeros(4, forced.clip_length - 1, toy_dataset.action_spec.dim)
+    forced.dynamics.loss(latents, actions, torch.zeros(4, dtype=torch.bool), padding=torch.tensor([0, 2, 3, 3]))
+    assert dreamed_rows == [2]
 
 
 def test_interrupted_training_resumes_to_the_same_weights(toy_dataset, tmp_path, monkeypatch):

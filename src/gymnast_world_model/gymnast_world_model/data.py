@@ -36,6 +36,7 @@ class Clips:
     actions: np.ndarray  # normalised [B, L-1, A]; action t moves frame t to t+1
     anchor_frames: np.ndarray  # uint8 [B, H, W, 3]
     displacement: np.ndarray  # [B, A], sum of normalised actions from the anchor to the last frame
+    padding: np.ndarray  # int [B], leading frames that are copies of the episode's first (before it starts)
 
 
 class ClipSampler:
@@ -55,7 +56,7 @@ class ClipSampler:
             raise ValueError(f"episodes shorter than the clip length {clip_length}: {too_short[:3]}")
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Clips:
-        frames, actions, anchors, displacement = [], [], [], []
+        frames, actions, anchors, displacement, padding = [], [], [], [], []
         for i in rng.integers(0, len(self.frames), batch_size):
             steps = len(self.actions[i])
             start = int(rng.integers(-self.max_padding, steps + 2 - self.clip_length))
@@ -66,4 +67,6 @@ class ClipSampler:
             anchor = int(rng.integers(0, index[-2] + 1))
             anchors.append(self.frames[i][anchor])
             displacement.append(self.actions[i][anchor:index[-1]].sum(axis=0))
-        return Clips(np.stack(frames), np.stack(actions), np.stack(anchors), np.stack(displacement).astype(np.float32))
+            padding.append(max(0, -start))
+        return Clips(np.stack(frames), np.stack(actions), np.stack(anchors), np.stack(displacement).astype(np.float32),
+                     np.array(padding))

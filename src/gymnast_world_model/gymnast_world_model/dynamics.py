@@ -54,8 +54,9 @@ class Dynamics(nn.Module, ABC):
 
     @abstractmethod
     def loss(self, latents: torch.Tensor, actions: torch.Tensor, drop: torch.Tensor,
-             anchor: Anchor | None = None) -> torch.Tensor:
-        """latents [B, L, C, h, w], actions [B, L-1, A] (action t moves frame t to t+1), drop [B]."""
+             anchor: Anchor | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
+        """latents [B, L, C, h, w], actions [B, L-1, A] (action t moves frame t to t+1), drop [B];
+        padding [B]: leading frames of each clip that are copies of its episode's first frame."""
 
     @abstractmethod
     def start(self, first: torch.Tensor, window: int, generator: torch.Generator | None = None) -> Any:
@@ -191,23 +192,27 @@ class ConvUNetDynamics(Dynamics):
             x = block(torch.cat([x, skip], dim=1), cond)
         return self.out(F.silu(self.out_norm(x)))
 
-    def loss(self, latents, actions, drop, anchor=None):
+    def loss(self, latents, actions, drop, anchor=None, padding=None):
         n, batch = self.context, latents.shape[0]
         length = n + 1 + (self.self_forcing > 0)
         if latents.shape[1] != length:
             raise ValueError(f"ConvUNetDynamics trains on clips of {length} frames (context {n} + 1"
                              f"{' + 1 for self-forcing' if self.self_forcing else ''}), got {latents.shape[1]}")
         context, target = latents[:, -n - 1:-1], latents[:, -1]
-        forced = round(self.self_forcing * batch)
-        if forced:
-            # Self-forcing: the last context frame of the first `forced` clips is what a rollout
-            # would have dreamed there, so the target teaches the model to correct its own errors.
+        forced = torch.arange(batch, device=latents.device) < round(self.self_forcing * batch)
+        if padding is not None:
+            # A rollout's first frame is real, never dreamed: keep it where it is the last context frame.
+            forced &= padding < latents.shape[1] - 2
+        if forced.any():
+            # Self-forcing: the last context frame of the forced clips is what a rollout would have
+            # dreamed there, so the target teaches the model to correct its own errors.
             with torch.no_grad():
-                before = None if anchor is None else Anchor(anchor.latent[:forced],
-                                                            anchor.displacement[:forced] - actions[:forced, -1])
-                dreamed = self.sample_next(latents[:forced, :n], actions[:forced, -2], self.self_forcing_steps, 1.0,
+                before = None if anchor is None else Anchor(anchor.latent[forced],
+                                                            anchor.displacement[forced] - actions[forced, -1])
+                dreamed = self.sample_next(latents[forced, :n], actions[forced, -2], self.self_forcing_steps, 1.0,
                                            anchor=before)
-            context = torch.cat([torch.cat([context[:forced, :-1], dreamed[:, None]], dim=1), context[forced:]])
+            context = context.clone()
+            context[forced, -1] = dreamed
         # Diffusion forcing on the context: each context frame gets its own small noise level.
         context_t = torch.rand(batch, n, device=latents.device) * 2 * self.context_noise
         noisy_context, _ = add_noise(context, context_t, torch.randn_like(context), self.prediction)
@@ -391,7 +396,7 @@ class SpatioTemporalDiT(Dynamics):
         """[B, L-1, A] actions between frames -> [B, L, A] action into each frame (zeros into frame 0)."""
         return torch.cat([torch.zeros_like(actions[:, :1]), actions], dim=1)
 
-    def loss(self, latents, actions, drop, anchor=None):
+    def loss(self, latents, actions, drop, anchor=None, padding=None):
         if anchor is not None:
             raise ValueError("the DiT takes no anchor: its temporal attention sees the whole window")
         batch, length = latents.shape[:2]

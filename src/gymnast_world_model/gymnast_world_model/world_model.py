@@ -163,8 +163,9 @@ class WorldModel(nn.Module):
 
     @property
     def clip_padding(self) -> int:
-        # A conv rollout starts with its context filled by copies of the first frame.
-        return self.config.context - 1 if self.config.trunk == "conv-unet" else 0
+        # A conv rollout starts with its context filled by copies of the first frame: clips may start
+        # early enough that the whole context is such copies (also with self-forcing's extra frame).
+        return self.clip_length - 2 if self.config.trunk == "conv-unet" else 0
 
     def normalize_actions(self, actions: np.ndarray | torch.Tensor) -> torch.Tensor:
         actions = np.asarray(actions, dtype=np.float32)
@@ -183,7 +184,8 @@ class WorldModel(nn.Module):
         if self.config.anchor:
             anchor = Anchor(self.codec.encode(torch.from_numpy(clips.anchor_frames).to(device)),
                             torch.from_numpy(clips.displacement).to(device))
-        return self.dynamics.loss(latents, torch.from_numpy(clips.actions).to(device), drop, anchor)
+        return self.dynamics.loss(latents, torch.from_numpy(clips.actions).to(device), drop, anchor,
+                                  torch.from_numpy(clips.padding).to(device))
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.dynamics.parameters())
