@@ -17,6 +17,18 @@ def test_cached_arms_are_refused_under_other_settings(tmp_path):
     check_cache(config)
 
 
+def test_a_model_retrained_at_the_same_path_invalidates_the_cache(tmp_path):
+    world_model = tmp_path / "world_model.pt"
+    config = BenchConfig(out=str(tmp_path / "bench"), dream=replace(BenchConfig().dream, checkpoint=str(world_model)))
+    check_cache(config)  # not trained yet, e.g. a `gymnast run --from_scratch` start
+    (tmp_path / "bench" / "sft").mkdir()
+    world_model.write_bytes(b"weights of the run that cached the arms")
+    check_cache(config)
+    world_model.write_bytes(b"weights retrained later")
+    with pytest.raises(ValueError, match=r"sha256 of dream.checkpoint differ"):
+        check_cache(config)
+
+
 def test_settings_of_a_start_that_cached_nothing_do_not_bind(tmp_path):
     config = BenchConfig(out=str(tmp_path / "bench"))
     check_cache(config)  # e.g. a start that then failed on a missing checkpoint

@@ -13,6 +13,7 @@ Every stage caches its outputs under `out`, so a re-run only does what is missin
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -71,19 +72,39 @@ class BenchConfig:
 NOT_CACHED_ON = ("command", "out", "report", "arms", "seeds", "threads")
 
 
+def model_digests(config: BenchConfig) -> dict[str, str | None]:
+    """SHA-256 of the models the arms start from, keyed by setting; None for one not trained yet."""
+    paths = {"sft_policy": config.sft_policy, "judge.path": config.judge.path, "dream.checkpoint": config.dream.checkpoint}
+    digests = {}
+    for name, value in paths.items():
+        path = Path(value)
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path] if path.exists() else []
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+        digests[f"sha256 of {name}"] = digest.hexdigest() if files else None
+    return digests
+
+
 def check_cache(config: BenchConfig) -> None:
-    """Refuse to reuse `out` when it was filled under other settings.
+    """Refuse to reuse `out` when it was filled under other settings or from other models.
 
     Arms are cached by folder, so without this a rerun after changing the world model, the
-    judge or the GRPO settings would silently put stale arms in the table.
+    judge or the GRPO settings, or after retraining a model at the same path, would silently
+    put stale arms in the table.
     """
-    settings = {k: v for k, v in config_as_json(config).items() if k not in NOT_CACHED_ON}
+    settings = {k: v for k, v in config_as_json(config).items() if k not in NOT_CACHED_ON} | model_digests(config)
     path = Path(config.out) / "bench_settings.json"
     # Nothing cached yet (e.g. an earlier start failed before training anything): the settings are free.
     if not path.exists() or not any(p != path for p in path.parent.iterdir()):
         write_json(path, settings)
         return
     saved = read_json(path)
+    # A model that did not exist at the first start was trained by that run (`gymnast run --from_scratch`).
+    adopted = {k: v for k, v in settings.items() if k.startswith("sha256 of ") and k in saved and saved[k] is None}
+    if adopted:
+        write_json(path, saved := saved | adopted)
     changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
     if changed:
         raise ValueError(f"{config.out} holds arms trained or evaluated with other settings ({', '.join(changed)} differ "
