@@ -37,7 +37,7 @@ class TrainWorldModelConfig:
     # Run folder: checkpoint.pt, metrics.jsonl, samples/.
     out: str = "outputs/default/world_model"
     model: WorldModelConfig = field(default_factory=CpuDefaultConfig)
-    steps: int = 5000
+    steps: int = 6000
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.02
@@ -45,7 +45,7 @@ class TrainWorldModelConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     # Wall-clock budget of training (minutes, accumulated over resumes); 0 = no limit.
-    max_minutes: float = 25.0
+    max_minutes: float = 29.0
     # Fraction of episodes held out (by key) for validation and evaluation.
     holdout_fraction: float = 0.1
     val_every: int = 500
