@@ -1,13 +1,14 @@
 import json
 from dataclasses import replace
 
+import draccus
 import numpy as np
 import pytest
 import torch
 
 from gymnast_bringup.rl import RLConfig, RLRun, agreeing_tasks, agrees, task_gaps, train_rl
 from gymnast_policy.checkpoint import load_policy
-from gymnast_policy.grpo import CPU_GRPO
+from gymnast_policy.grpo import CpuGRPOConfig
 from gymnast_reward.judges import JudgeConfig
 from gymnast_world_model.dream_env import DreamConfig
 
@@ -34,7 +35,7 @@ def test_dream_rl_with_no_trusted_task_makes_no_update(shipped, tmp_path):
     config = RLConfig(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
                       judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
                       validation_episodes_per_task=1, agreement_tolerance=-1.0, dream_restart_step=0, out=str(tmp_path / "rl"),
-                      grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=3))
+                      grpo=CpuGRPOConfig(tasks_per_update=1, group_size=2, horizon=3))
     policy_dir = train_rl(config)
     summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
     assert summary["gated_out"] and summary["updates"] == 0
@@ -48,7 +49,7 @@ def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_drea
     config = RLConfig(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
                       judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
                       validation_episodes_per_task=1, gate_tasks=False, dream_restart_step=2, gifs=0, out=str(tmp_path / "rl"),
-                      grpo=replace(CPU_GRPO, tasks_per_update=1, group_size=2, horizon=4))
+                      grpo=CpuGRPOConfig(tasks_per_update=1, group_size=2, horizon=4))
     run = RLRun(config)
     try:
         summary = run.run()
@@ -63,3 +64,8 @@ def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_drea
     assert any(np.array_equal(videos[0, :3], np.concatenate([t.history, t.initial_frame[None]])) for t in run.task_pool)
     with pytest.raises(ValueError, match="dream_restart_step 4 must lie in"):
         RLRun(replace(config, dream_restart_step=4, out=str(tmp_path / "late")))
+
+
+def test_overriding_one_grpo_field_on_the_command_line_keeps_the_cpu_defaults():
+    config = draccus.parse(RLConfig, args=["--grpo.temperature", "2.0"])
+    assert config.grpo == CpuGRPOConfig(temperature=2.0)

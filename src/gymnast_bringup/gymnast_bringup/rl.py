@@ -33,7 +33,7 @@ from gymnast_core.video import save_gif
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
 from gymnast_policy.evaluate import rollout
-from gymnast_policy.grpo import CPU_GRPO, GRPOConfig, GRPOTrainer
+from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
@@ -53,7 +53,7 @@ class RLConfig:
     reality: RealityConfig = field(default_factory=RealityConfig)
     # The "software simulator" of Sim-RL: reality with a systematic visual and dynamics shift.
     sim_shift: ShiftConfig = field(default_factory=ShiftConfig)
-    grpo: GRPOConfig = field(default_factory=lambda: replace(CPU_GRPO))
+    grpo: CpuGRPOConfig = field(default_factory=CpuGRPOConfig)
     updates: int = 8
     # Initial states per task that RL draws its tasks from.
     task_states_per_task: int = 16

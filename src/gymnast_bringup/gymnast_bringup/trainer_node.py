@@ -22,7 +22,7 @@ from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.task import Task
 from gymnast_interfaces.action import TrainInScene
 from gymnast_policy.checkpoint import load_policy, save_policy
-from gymnast_policy.grpo import CPU_GRPO, GRPOConfig, GRPOTrainer
+from gymnast_policy.grpo import CpuGRPOConfig, GRPOConfig, GRPOTrainer
 from gymnast_policy.policy_node import LATCHED
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
@@ -35,7 +35,7 @@ class TrainerNodeConfig:
     dream: DreamConfig = field(default_factory=lambda: DreamConfig(checkpoint="checkpoints/default/world_model.pt"))
     judge: JudgeConfig = field(default_factory=lambda: replace(JudgeConfig(), path="checkpoints/default/judge"))
     # One scene is one task: every update is one group of rollouts from the grabbed frame.
-    grpo: GRPOConfig = field(default_factory=lambda: replace(CPU_GRPO, tasks_per_update=1, group_size=8, horizon=20))
+    grpo: GRPOConfig = field(default_factory=lambda: CpuGRPOConfig(tasks_per_update=1, group_size=8, horizon=20))
     updates: int = 4
     out: str = "outputs/scene_training"
     image_topic: str = "/blue/image_raw"

@@ -26,7 +26,7 @@ from gymnast_policy.evaluate import rollout
 
 @dataclass
 class GRPOConfig:
-    """The paper's defaults (7B OpenVLA-OFT on 4 H200s); `CPU_GRPO` is the compact VLA's."""
+    """The paper's defaults (7B OpenVLA-OFT on 4 H200s); `CpuGRPOConfig` is the compact VLA's."""
 
     group_size: int = 8
     tasks_per_update: int = 20
@@ -49,12 +49,23 @@ class GRPOConfig:
     microbatch: int = 128
 
 
-# The compact VLA on 2 CPU cores: temperature 1.0, at which the SFT policy's rollouts give every
-# default task except push a success rate inside the dynamic-sampling range; a step size for a
-# 1M-parameter model rather than 5e-6 for a 7B one. 16 tasks per update, one epoch and a KL to
-# the SFT policy: with true reward in reality, 8 tasks, 2 epochs, lr 1e-4 and no KL lost 0.07-0.2
-# real success, these settings held it (docs/bench/README.md).
-CPU_GRPO = GRPOConfig(tasks_per_update=16, temperature=1.0, lr=5e-5, epochs=1, kl_coef=0.1)
+@dataclass
+class CpuGRPOConfig(GRPOConfig):
+    """The compact VLA on 2 CPU cores.
+
+    Temperature 1.0, at which the SFT policy's rollouts give every default task except push a
+    success rate inside the dynamic-sampling range; a step size for a 1M-parameter model rather
+    than 5e-6 for a 7B one. 16 tasks per update, one epoch and a KL to the SFT policy: with true
+    reward in reality, 8 tasks, 2 epochs, lr 1e-4 and no KL lost 0.07-0.2 real success, these
+    settings held it (docs/bench/README.md). A subclass rather than an instance, because draccus
+    builds a nested config from its field's type: with an instance as the default, overriding one
+    `--grpo.*` field reset the others to the paper's values.
+    """
+
+    tasks_per_update: int = 16
+    temperature: float = 1.0
+    lr: float = 5e-5
+    kl_coef: float = 0.1
 
 
 def group_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:
