@@ -11,7 +11,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /ws
 COPY requirements.txt /ws/requirements.txt
 # The robot runs the pip stack in a venv that can still see the system's ROS Python packages.
+# torch==2.13.0 comes first from the CPU index (the compact VLA runs on the robot computer's CPU);
+# from PyPI the same pin would fetch the multi-GB CUDA build. The rest then finds it satisfied.
 RUN python3 -m venv --system-site-packages /opt/gymnast \
+    && /opt/gymnast/bin/pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
     && /opt/gymnast/bin/pip install --no-cache-dir \
         $(grep -vE '^(ros-|catkin-pkg|#|$)' requirements.txt)
 COPY colcon.meta /ws/colcon.meta
