@@ -92,22 +92,29 @@ def open_loop(env: DreamEnv, frames0: np.ndarray, actions: np.ndarray, batch_siz
     return np.concatenate(out)
 
 
+def held_out_clips(dataset: EpisodeDataset, holdout_fraction: float, size: int, start: int, horizon: int,
+                   max_episodes: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the held-out episodes from `start`."""
+    _, held_out = split_entries(dataset, holdout_fraction)
+    if max_episodes:
+        held_out = held_out[:max_episodes]
+    if not held_out:
+        raise ValueError(f"{dataset.root}: no held-out episodes")
+    episodes = [ep for ep in (dataset.load(e) for e in held_out) if ep.num_steps >= start + horizon]
+    if not episodes:
+        raise ValueError(f"{dataset.root}: no held-out episode has start_step + horizon = {start + horizon} steps")
+    real = np.stack([resize_frames(ep.frames[start: start + horizon + 1], size) for ep in episodes])
+    return real, np.stack([ep.actions[start: start + horizon] for ep in episodes])
+
+
 def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     torch.set_num_threads(config.threads)
     state = read_checkpoint(config.checkpoint)
     model = load_world_model(config.checkpoint)
     dataset = EpisodeDataset.open(config.dataset or state["dataset"])
-    _, held_out = split_entries(dataset, state["holdout_fraction"])
-    if config.max_episodes:
-        held_out = held_out[: config.max_episodes]
-    if not held_out:
-        raise ValueError(f"{dataset.root}: no held-out episodes")
-    size, k, start = model.config.image_size, config.horizon, config.start_step
-    episodes = [ep for ep in (dataset.load(e) for e in held_out) if ep.num_steps >= start + k]
-    if not episodes:
-        raise ValueError(f"{dataset.root}: no held-out episode has start_step + horizon = {start + k} steps")
-    real = np.stack([resize_frames(ep.frames[start: start + k + 1], size) for ep in episodes])
-    actions = np.stack([ep.actions[start: start + k] for ep in episodes])
+    k = config.horizon
+    real, actions = held_out_clips(dataset, state["holdout_fraction"], model.config.image_size, config.start_step, k,
+                                   config.max_episodes)
     shuffled = actions[derangement(len(actions), np.random.default_rng(config.seed))]
     env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
     started = time.perf_counter()
@@ -132,12 +139,12 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
             "ssim_shuffled": float(ssim(dream_shuffled[:, j], target[:, j]).mean()),
         })
     out = Path(config.out)
-    result = {"episodes": len(episodes), "start_step": start, "horizon": k, "sampling_steps": config.sampling_steps,
+    result = {"episodes": len(real), "start_step": config.start_step, "horizon": k, "sampling_steps": config.sampling_steps,
               "cfg_scale": config.cfg_scale, "rollout_seconds": seconds, "trained_minutes": state["elapsed"] / 60,
               "trained_steps": state["step"], "parameters": model.num_parameters(), "per_k": rows}
     write_json(out / "metrics.json", result)
     # Real | dream | dream with shuffled actions, for a few episodes.
-    picks = np.linspace(0, len(episodes) - 1, min(4, len(episodes))).astype(int)
+    picks = np.linspace(0, len(real) - 1, min(4, len(real))).astype(int)
     videos = [np.concatenate([real[picks, 1:], dream[picks], dream_shuffled[picks]], axis=3)[i] for i in range(len(picks))]
     save_gif(out / "real_vs_dream.gif", [np.concatenate(videos, axis=1)], fps=5, scale=2)
     return result
