@@ -9,7 +9,8 @@ from gymnast_core.envs.metaworld_env import METAWORLD_ACTION_SPEC
 from gymnast_core.protocols import Verdict
 from gymnast_core.task import Task
 from gymnast_policy.base import TokenPolicy
-from gymnast_policy.grpo import GRPOConfig, GRPOTrainer, clipped_surrogate, group_advantages, keep_groups, kl_k3
+from gymnast_policy.grpo import (GRPOConfig, GRPOTrainer, clipped_surrogate, group_advantages, keep_groups, kl_k3,
+                                 mean_per_key)
 
 
 def test_group_advantages_are_normalised_per_group():
@@ -27,6 +28,14 @@ def test_dynamic_sampling_filter():
     rewards = np.array([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [0] * 10, [1] + [0] * 9, [1] * 9 + [0], [1] * 5 + [0] * 5], float)
     assert keep_groups(rewards, 0.1, 0.9).tolist() == [False, False, True, True, True]
     assert keep_groups(rewards, 0.2, 0.8).tolist() == [False, False, False, False, True]
+
+
+def test_per_task_reward_pools_every_group_of_a_task():
+    # An update that draws the push task twice: its rate is over both groups, not the last one's.
+    grouped = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [np.nan, np.nan]])
+    rates = mean_per_key(grouped, ["push", "reach", "push", "drawer"])
+    assert list(rates) == ["push", "reach", "drawer"]
+    assert rates["push"] == 0.75 and rates["reach"] == 0.0 and np.isnan(rates["drawer"])
 
 
 def test_clipped_surrogate_by_hand():

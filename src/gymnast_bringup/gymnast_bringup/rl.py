@@ -33,7 +33,7 @@ from gymnast_core.video import save_gif
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
 from gymnast_policy.evaluate import rollout
-from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer
+from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer, mean_per_key
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
@@ -106,8 +106,7 @@ def restarted(tasks: Sequence[Task], videos: np.ndarray, step: int) -> list[Task
 
 
 def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
-    names = [t.env_state["task"] for t in tasks]
-    return {name: float(np.mean([s for s, n in zip(success, names) if n == name])) for name in dict.fromkeys(names)}
+    return mean_per_key(success.astype(np.float32), [t.env_state["task"] for t in tasks])
 
 
 def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float]) -> dict[str, float]:

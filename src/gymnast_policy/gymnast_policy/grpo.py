@@ -100,6 +100,17 @@ def kl_k3(new_logprobs: torch.Tensor, reference_logprobs: torch.Tensor) -> torch
     return (torch.exp(log_ratio) - log_ratio - 1).mean()
 
 
+def known_mean(rewards: np.ndarray) -> float:
+    """Mean of the known (non-NaN) rewards; NaN when the judge knew none."""
+    return float(np.nanmean(rewards)) if np.isfinite(rewards).any() else float("nan")
+
+
+def mean_per_key(values: np.ndarray, keys: Sequence[str]) -> dict[str, float]:
+    """Mean of the known values over all rows [N, ...] sharing a key, keys in first-seen order
+    (an update may draw a task several times: its rate is over all its groups)."""
+    return {key: known_mean(values[[k == key for k in keys]]) for key in dict.fromkeys(keys)}
+
+
 @dataclass
 class Rollouts:
     videos: np.ndarray  # uint8 [B, H + 1, S, S, 3]
@@ -174,11 +185,9 @@ class GRPOTrainer:
         keep = keep_groups(grouped, config.keep_success_low, config.keep_success_high) if config.dynamic_sampling \
             else np.ones(len(tasks), bool)
         advantages = group_advantages(grouped)
-        stats = {"reward": float(np.nanmean(rewards)) if np.isfinite(rewards).any() else float("nan"),
-                 "success": float(success.mean()), "unknown": int(np.isnan(rewards).sum()),
+        stats = {"reward": known_mean(rewards), "success": float(success.mean()), "unknown": int(np.isnan(rewards).sum()),
                  "groups_kept": int(keep.sum()), "groups": len(tasks), "loss": 0.0, "clip_fraction": 0.0, "kl": 0.0,
-                 "grad_norm": 0.0, "per_task": {t.instruction: float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
-                                                for t, r in zip(tasks, grouped)}}
+                 "grad_norm": 0.0, "per_task": mean_per_key(grouped, [t.instruction for t in tasks])}
         if keep.any():
             stats.update(self._learn(rollouts, advantages[keep].reshape(-1), np.repeat(keep, config.group_size)))
         stats.update(rollout_seconds=rollout_seconds, judge_seconds=judge_seconds, learn_seconds=time.monotonic() - timer)
