@@ -79,7 +79,7 @@ def test_train_judge_reads_its_videos_cache_instead_of_gathering(tmp_path):
                               model=LearnedJudgeConfig(image_size=32, channels=(8, 16)), steps=2, batch_size=4)
     train_judge(config)
     meta = json.loads((tmp_path / "judge" / "judge.json").read_text())
-    assert meta["trained_on"] == {"policy": 4, "real": 7} and meta["extra_data"] == [str(tmp_path / "extra")]
+    assert meta["trained_on"] == {"extra-real": 3, "policy": 4, "real": 4} and meta["extra_data"] == [str(tmp_path / "extra")]
     assert meta["extra_real_episodes"] == 3  # the benchmark counts them as real interaction
 
 

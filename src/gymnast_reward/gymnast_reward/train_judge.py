@@ -27,6 +27,10 @@ from gymnast_world_model.dream_env import DreamConfig, dream_replay
 from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, load_learned_judge, save_learned_judge
 
 
+# The kind of `extra_data`'s episodes: real interaction the benchmark counts on top of the dataset's.
+EXTRA_REAL = "extra-real"
+
+
 @dataclass
 class LabelledVideos:
     """Videos uint8 [N, T, H, W, 3] with instructions, real outcomes and where each came from."""
@@ -127,7 +131,7 @@ def training_videos(config: TrainJudgeConfig) -> LabelledVideos:
         gathered = LabelledVideos.load(config.videos_cache)
     else:
         gathered = gather_training_videos(config)
-    extras = [load_real(dataset, dataset.entries, "real")[0] for dataset in map(EpisodeDataset.open, config.extra_data)]
+    extras = [load_real(dataset, dataset.entries, EXTRA_REAL)[0] for dataset in map(EpisodeDataset.open, config.extra_data)]
     return LabelledVideos.concat([gathered, *extras])
 
 
@@ -188,7 +192,7 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
                                            "minutes": (time.monotonic() - started) / 60, "policy": config.policy,
                                            "world_model": config.dream.checkpoint, "init": config.init,
                                            "extra_data": list(config.extra_data),
-                                           "extra_real_episodes": sum(len(EpisodeDataset.open(d)) for d in config.extra_data)})
+                                           "extra_real_episodes": counts.get(EXTRA_REAL, 0)})
     return judge
 
 
