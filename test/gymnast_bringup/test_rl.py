@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gymnast_bringup.rl import RLConfig, RLRun, agreeing_tasks, agrees, task_gaps, train_rl
+from gymnast_bringup.rl import RLConfig, RLRun, agreeing_tasks, agrees, task_disagreement, task_gaps, train_rl
+from gymnast_core.task import Task
 from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.grpo import CpuGRPOConfig
 from gymnast_reward.judges import JudgeConfig
@@ -20,6 +21,16 @@ def test_agreement_is_checked_per_task_not_on_the_mean():
     assert gaps["push"] == 0.8 and gaps["drawer"] == -0.8
     assert not agrees(gaps, 0.2)
     assert agrees(task_gaps(real, {"reach": 0.3, "push": 0.1, "drawer": 0.9, "button": 0.8}), 0.2)
+
+
+def test_agreement_is_checked_episode_by_episode_not_on_the_rate():
+    tasks = [Task("move the gripper to the goal marker", env_state={"task": "reach"})] * 10 + \
+            [Task("open the drawer", env_state={"task": "drawer"})] * 10
+    real = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0] + [1] * 10, bool)
+    # Reach at 0.6 in both, but on other episodes (as measured before the reach reward was hacked).
+    dreamed = np.array([0, 0, 1, 1, 1, 1, 1, 1, 0, 0] + [1] * 9 + [0], bool)
+    assert task_disagreement(real, dreamed, tasks) == pytest.approx({"reach": 0.4, "drawer": 0.1})
+    assert agreeing_tasks(task_disagreement(real, dreamed, tasks), 0.2) == ["drawer"]
 
 
 def test_the_gate_keeps_only_the_tasks_the_dream_gets_right():

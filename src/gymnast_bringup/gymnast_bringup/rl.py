@@ -57,11 +57,14 @@ class RLConfig:
     updates: int = 8
     # Initial states per task that RL draws its tasks from.
     task_states_per_task: int = 16
-    # Real validation: episodes per task (the gate reads per-task rates from it), every
+    # Real validation: episodes per task (the gate compares its verdicts episode by episode), every
     # `validate_every` updates (0 = before and after only).
     validation_episodes_per_task: int = 10
     validate_every: int = 4
-    # |dream-estimated - real success| above this on any task is reported as disagreement / reward hacking.
+    # Dream and reality disagree on a task when the judge's verdict on the dream differs from the real
+    # outcome in more than this fraction of its validation episodes (reported as reward hacking
+    # during RL). Per episode, not per rate: rates can match by coincidence (measured: reach 0.6 in
+    # both before RL, then hacked).
     agreement_tolerance: float = 0.2
     # Dream RL only on the tasks where that check found dream and reality agree before RL: a task
     # the dream + judge get wrong rewards un-learning it (measured: drawer-open 0.975 -> 0.325).
@@ -114,16 +117,24 @@ def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float])
     return {task: dream_per_task[task] - real for task, real in real_per_task.items()}
 
 
-def agrees(gaps: dict[str, float], tolerance: float) -> bool:
+def task_disagreement(real: np.ndarray, dreamed: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
+    """Per task, the fraction of episodes whose dream verdict differs from their real outcome.
+
+    At least |dream - real| of the task's rates, and larger when the dream gets different
+    episodes right than reality does: the reward GRPO sees is per episode."""
+    return success_rates(real != dreamed, tasks)
+
+
+def agrees(disagreement: dict[str, float], tolerance: float) -> bool:
     """Per task, not on the mean: a dream that swaps which tasks succeed can match the mean
     exactly (measured: dream 0.8 / 0.2 / 0.2 where reality was 0.0 / 1.0 / 1.0, means 0.45 vs
     0.55) and then rewards RL for un-learning the tasks the policy could do."""
-    return len(agreeing_tasks(gaps, tolerance)) == len(gaps)
+    return len(agreeing_tasks(disagreement, tolerance)) == len(disagreement)
 
 
-def agreeing_tasks(gaps: dict[str, float], tolerance: float) -> list[str]:
-    # The slack keeps a gap of exactly the tolerance in: 0.8 - 0.6 is 0.20000000000000007 in floats.
-    return [task for task, gap in gaps.items() if abs(gap) <= tolerance + 1e-9]
+def agreeing_tasks(disagreement: dict[str, float], tolerance: float) -> list[str]:
+    # The slack keeps exactly the tolerance in: 0.8 - 0.6 is 0.20000000000000007 in floats.
+    return [task for task, value in disagreement.items() if abs(value) <= tolerance + 1e-9]
 
 
 def dream_success(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
@@ -163,7 +174,8 @@ class RealityCheck:
             result.update(dream_success=float(dreamed.mean()), dream_per_task=success_rates(dreamed, self.tasks))
             result["gap"] = result["dream_success"] - result["real_success"]
             result["task_gaps"] = task_gaps(result["real_per_task"], result["dream_per_task"])
-            result["agrees"] = agrees(result["task_gaps"], self.config.agreement_tolerance)
+            result["task_disagreement"] = task_disagreement(real, dreamed, self.tasks)
+            result["agrees"] = agrees(result["task_disagreement"], self.config.agreement_tolerance)
         return result
 
 
@@ -255,7 +267,8 @@ class RLRun:
         if "dream_success" in result:
             writer.add_scalar("validation/dream_success", result["dream_success"], self.update_index)
             verdict = "agree" if result["agrees"] else "DISAGREE (possible reward hacking)"
-            gaps = ", ".join(f"{task} {gap:+.2f}" for task, gap in result["task_gaps"].items())
+            gaps = ", ".join(f"{task} {gap:+.2f} ({result['task_disagreement'][task]:.0%} of episodes differ)"
+                             for task, gap in result["task_gaps"].items())
             tqdm.write(f"[update {self.update_index}] dream-estimated success {result['dream_success']:.2f} vs real "
                        f"{result['real_success']:.2f} (dream - real per task: {gaps}): {verdict}")
         else:
@@ -270,14 +283,14 @@ class RLRun:
         before = self.check.measure(self.policy)
         if "agrees" in before and not before["agrees"]:
             tqdm.write(f"WARNING: before RL the dream + judge disagree with reality beyond {config.agreement_tolerance} "
-                       f"on some task (dream - real: {before['task_gaps']}); "
+                       f"on some task (episodes whose dream verdict differs from reality: {before['task_disagreement']}); "
                        "the dream reward is not trustworthy for this policy. Remedies: refresh the judge on this "
                        "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
                        "data, shorter dreams restarted from real frames (--dream_restart_step).")
         self._log_validation(before, writer)
-        if not (config.gate_tasks and "task_gaps" in before):
+        if not (config.gate_tasks and "task_disagreement" in before):
             return True
-        self.rl_tasks = agreeing_tasks(before["task_gaps"], config.agreement_tolerance)
+        self.rl_tasks = agreeing_tasks(before["task_disagreement"], config.agreement_tolerance)
         if not self.rl_tasks:
             tqdm.write(f"WARNING: no task passes the dream-vs-real check (tolerance {config.agreement_tolerance}); "
                        "RL in this dream would train on a wrong reward, so no update is made and the policy stays "
