@@ -109,7 +109,7 @@ def restarted(tasks: Sequence[Task], videos: np.ndarray, step: int) -> list[Task
 
 
 def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
-    return mean_per_key(success.astype(np.float32), [t.env_state["task"] for t in tasks])
+    return mean_per_key(success.astype(np.float64), [t.env_state["task"] for t in tasks])
 
 
 def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float]) -> dict[str, float]:
