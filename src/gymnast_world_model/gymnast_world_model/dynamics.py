@@ -125,12 +125,16 @@ class ConvUNetDynamics(Dynamics):
                  channels: tuple[int, ...] = (32, 64, 128), cond_dim: int = 128,
                  context_noise: float = 0.05, action_dropout: float = 0.1, residual_scale: float = 8.0,
                  prediction: str = "x0", self_forcing: float = 0.0, self_forcing_steps: int = 4,
-                 anchor: bool = False):
+                 self_forcing_frames: int = 1, anchor: bool = False):
         super().__init__()
         self.anchor = anchor
         self.latent_channels, self.action_dim, self.context = latent_channels, action_dim, context
         self.prediction = prediction
+        if self_forcing_frames < 1:
+            raise ValueError(f"self_forcing_frames must be at least 1, got {self_forcing_frames}")
         self.self_forcing, self.self_forcing_steps = self_forcing, self_forcing_steps
+        # Frames the model dreams in a chain before the target (clips are this much longer).
+        self.forced_frames = self_forcing_frames if self_forcing > 0 else 0
         # Frame-to-frame residuals are ~8x smaller than unit noise; scaled to unit variance,
         # the high-noise levels (where the motion is decided) carry weight in the loss.
         self.residual_scale = residual_scale
@@ -193,26 +197,29 @@ class ConvUNetDynamics(Dynamics):
         return self.out(F.silu(self.out_norm(x)))
 
     def loss(self, latents, actions, drop, anchor=None, padding=None):
-        n, batch = self.context, latents.shape[0]
-        length = n + 1 + (self.self_forcing > 0)
+        n, k, batch = self.context, self.forced_frames, latents.shape[0]
+        length = n + 1 + k
         if latents.shape[1] != length:
             raise ValueError(f"ConvUNetDynamics trains on clips of {length} frames (context {n} + 1"
-                             f"{' + 1 for self-forcing' if self.self_forcing else ''}), got {latents.shape[1]}")
+                             f"{f' + {k} for self-forcing' if k else ''}), got {latents.shape[1]}")
         context, target = latents[:, -n - 1:-1], latents[:, -1]
         forced = torch.arange(batch, device=latents.device) < round(self.self_forcing * batch)
         if padding is not None:
-            # A rollout's first frame is real, never dreamed: keep it where it is the last context frame.
-            forced &= padding < latents.shape[1] - 2
+            # A rollout's first frame is real, never dreamed: keep it where it would be the first dreamed one.
+            forced &= padding < n
         if forced.any():
-            # Self-forcing: the last context frame of the forced clips is what a rollout would have
-            # dreamed there, so the target teaches the model to correct its own errors.
+            # Self-forcing: the last k context frames of the forced clips are what a rollout would
+            # have dreamed there, each from the ones before, so the target teaches the model to
+            # correct its own (compounded) errors.
+            frames = latents[forced].clone()
             with torch.no_grad():
-                before = None if anchor is None else Anchor(anchor.latent[forced],
-                                                            anchor.displacement[forced] - actions[forced, -1])
-                dreamed = self.sample_next(latents[forced, :n], actions[forced, -2], self.self_forcing_steps, 1.0,
-                                           anchor=before)
+                for position in range(n, n + k):
+                    before = None if anchor is None else Anchor(
+                        anchor.latent[forced], anchor.displacement[forced] - actions[forced, position:].sum(1))
+                    frames[:, position] = self.sample_next(frames[:, position - n:position], actions[forced, position - 1],
+                                                           self.self_forcing_steps, 1.0, anchor=before)
             context = context.clone()
-            context[forced, -1] = dreamed
+            context[forced] = frames[:, -n - 1:-1]
         # Diffusion forcing on the context: each context frame gets its own small noise level.
         context_t = torch.rand(batch, n, device=latents.device) * 2 * self.context_noise
         noisy_context, _ = add_noise(context, context_t, torch.randn_like(context), self.prediction)

@@ -51,6 +51,9 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     # the errors a rollout feeds back to it.
     self_forcing: float = 0.0
     self_forcing_steps: int = 4
+    # conv-unet: with self-forcing, how many of the last context frames are dreamed, in a chain
+    # (a long rollout's whole context is dreamed).
+    self_forcing_frames: int = 1
     # Network target: 'x0', 'v' or 'flow' (rectified-flow velocity); see diffusion.py.
     prediction: str = "x0"
     # conv-unet: also condition on the dream's first (real) frame and the sum of the actions
@@ -147,7 +150,8 @@ class WorldModel(nn.Module):
                 channels, action_spec.dim, config.context, tuple(config.channels),
                 context_noise=config.context_noise, action_dropout=config.action_dropout,
                 residual_scale=config.residual_scale, prediction=config.prediction,
-                self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps, anchor=config.anchor)
+                self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps,
+                self_forcing_frames=config.self_forcing_frames, anchor=config.anchor)
         elif config.trunk == "dit":
             if config.anchor:
                 raise ValueError("anchor conditioning is for the conv-unet trunk; the DiT attends over its whole window")
@@ -160,8 +164,8 @@ class WorldModel(nn.Module):
     @property
     def clip_length(self) -> int:
         if self.config.trunk == "conv-unet":
-            # Self-forcing needs one frame more: the model first predicts the last context frame.
-            return self.config.context + 1 + (self.config.self_forcing > 0)
+            # Self-forcing needs its dreamed frames more: the model first predicts them.
+            return self.config.context + 1 + (self.config.self_forcing_frames if self.config.self_forcing > 0 else 0)
         return self.config.clip_length
 
     @property
