@@ -80,3 +80,26 @@ def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_drea
 def test_overriding_one_grpo_field_on_the_command_line_keeps_the_cpu_defaults():
     config = draccus.parse(RLConfig, args=["--grpo.temperature", "2.0"])
     assert config.grpo == CpuGRPOConfig(temperature=2.0)
+
+
+def test_reward_hacking_found_by_a_validation_halts_rl_and_keeps_the_last_agreeing_policy(shipped, tmp_path):
+    run = RLRun.__new__(RLRun)  # only what _keep_or_halt reads: no envs
+    run.config = RLConfig(agreement_tolerance=0.2, out=str(tmp_path))
+    run.out, run.rl_tasks, run.validated_update, run.halted_at = tmp_path, ["drawer", "button"], 0, None
+    run.policy = load_policy(shipped / "policy_sft")
+    agreed = {k: v.clone() for k, v in run.policy.state_dict().items()}
+    run.update_index = 4
+    # Reach disagrees, but RL does not train on it: the policy of update 4 becomes the validated one.
+    run._keep_or_halt({"task_disagreement": {"reach": 0.6, "drawer": 0.1, "button": 0.0}})
+    assert run.validated_update == 4 and run.halted_at is None
+    with torch.no_grad():
+        for parameter in run.policy.parameters():
+            parameter.add_(1.0)
+    run.update_index = 8
+    run._keep_or_halt({"task_disagreement": {"reach": 0.6, "drawer": 0.4, "button": 0.0}})
+    assert run.halted_at == 8 and run.validated_update == 4
+    for name, value in run.policy.state_dict().items():
+        torch.testing.assert_close(value, agreed[name])
+    run.halted_at, run.config = None, replace(run.config, halt_on_divergence=False)
+    run._keep_or_halt({"task_disagreement": {"drawer": 0.4}})  # only flagged, as before the option
+    assert run.halted_at is None and run.validated_update == 8

@@ -70,6 +70,11 @@ class RLConfig:
     # the dream + judge get wrong rewards un-learning it (measured: drawer-open 0.975 -> 0.325).
     # With no task left, RL makes no update and summary.json says `gated_out`.
     gate_tasks: bool = True
+    # Stop dream RL when a validation finds the dream and reality disagreeing on a task RL trains
+    # on (reward hacking), and keep the policy of the last validation that agreed: between two
+    # checks a weaker SFT policy's drawer-open went 0.95 -> 0.00 in reality while the dream said
+    # 1.0 (docs/bench/README.md).
+    halt_on_divergence: bool = True
     # Dream only the steps after this one (0 = the whole episode; sim and reality always run whole
     # episodes): each dream restarts from the real frame at this step of a real rollout (the
     # starting policy's for RL tasks, the current policy's for validation), and the judge sees
@@ -212,6 +217,9 @@ class RLRun:
         self.reality = MetaWorldEnv(config.reality)
         self.rng = np.random.default_rng(config.seed)
         self.update_index, self.real_episodes = 0, 0
+        # The update of the last validation on which dream and reality agreed (its policy is kept
+        # in validated_policy/), and the update RL was halted at for reward hacking, if it was.
+        self.validated_update, self.halted_at = 0, None
         # Names of the tasks RL trains on (the gate may drop some before the first update).
         self.rl_tasks = list(config.reality.tasks)
         states = [t for name in config.reality.tasks for t in initial_states(name, "train", config.task_states_per_task, RL_TASK_SEEDS)]
@@ -244,7 +252,7 @@ class RLRun:
         state = {"update": self.update_index, "trainer": self.trainer.state_dict(), "numpy_rng": self.rng.bit_generator.state,
                  "env_rng": generator.get_state() if generator is not None else None,
                  "real_episodes": self.real_episodes, "validation_real_episodes": self.check.real_episodes,
-                 "rl_tasks": self.rl_tasks}
+                 "rl_tasks": self.rl_tasks, "validated_update": self.validated_update, "halted_at": self.halted_at}
         with atomic_open(self.out / "trainer_state.pt", "wb") as handle:
             torch.save(state, handle)
 
@@ -253,6 +261,7 @@ class RLRun:
         self.update_index, self.real_episodes = state["update"], state["real_episodes"]
         self.check.real_episodes = state["validation_real_episodes"]
         self.rl_tasks = state["rl_tasks"]
+        self.validated_update, self.halted_at = state.get("validated_update", 0), state.get("halted_at")
         self.trainer.load_state_dict(state["trainer"])
         self.rng.bit_generator.state = state["numpy_rng"]
         generator = getattr(self.env, "generator", None)
@@ -306,10 +315,13 @@ class RLRun:
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", {"command": "gymnast rl", **config_as_json(config)})
         writer = SummaryWriter(str(self.out / "tensorboard"))
-        if self.update_index == 0 and not self._check_before_rl(writer):
-            self._save_state()
-            writer.close()
-            return self._write_summary(gated_out=True)
+        if self.update_index == 0:
+            if not self._check_before_rl(writer):
+                self._save_state()
+                writer.close()
+                return self._write_summary(gated_out=True)
+            if self.check.dream_env is not None:  # the policy a halt for reward hacking goes back to
+                save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": config.env, "updates": 0}})
         pool = [i for i, t in enumerate(self.task_pool) if t.env_state["task"] in self.rl_tasks]
         fields = ["update", "reward", "success", "unknown", "groups_kept", "groups", "loss", "clip_fraction", "kl",
                   "grad_norm", "rollout_seconds", "judge_seconds", "learn_seconds", "real_episodes"]
@@ -318,8 +330,8 @@ class RLRun:
             log = csv.DictWriter(handle, fields + ["per_task"], extrasaction="ignore")
             if new_file:
                 log.writeheader()
-            progress = tqdm(range(self.update_index, config.updates), desc=f"rl ({config.env})", unit="update",
-                            initial=self.update_index, total=config.updates)
+            progress = tqdm(range(self.update_index, config.updates if self.halted_at is None else self.update_index),
+                            desc=f"rl ({config.env})", unit="update", initial=self.update_index, total=config.updates)
             for _ in progress:
                 picks = self.rng.choice(pool, config.grpo.tasks_per_update, replace=len(pool) < config.grpo.tasks_per_update)
                 tasks = [self.task_pool[i] for i in picks]
@@ -335,19 +347,41 @@ class RLRun:
                     writer.add_scalar(f"train/{key}", row[key], self.update_index)
                 progress.set_postfix(reward=f"{stats['reward']:.2f}", kept=f"{stats['groups_kept']}/{stats['groups']}")
                 if config.validate_every and self.update_index % config.validate_every == 0 or self.update_index == config.updates:
-                    self._log_validation(self.check.measure(self.policy), writer)
+                    result = self.check.measure(self.policy)
+                    self._log_validation(result, writer)
+                    self._keep_or_halt(result)
                     last = self.trainer.last_rollouts
                     if last is not None and config.gifs:
                         annotated_gif(self.out / "gifs" / f"update_{self.update_index:04d}.gif", last.videos[:config.gifs],
                                       self.trainer.last_success[:config.gifs], self.judge.name)
                 self._save_state()
+                if self.halted_at is not None:
+                    break
         writer.close()
         return self._write_summary()
+
+    def _keep_or_halt(self, result: dict) -> None:
+        """After a validation: keep this policy as the last validated one, or, when the dream and
+        reality now disagree on a task RL trains on, restore the last validated policy and halt."""
+        disagreement = result.get("task_disagreement")
+        if disagreement is None:
+            return
+        hacked = [task for task in self.rl_tasks if task not in agreeing_tasks(disagreement, self.config.agreement_tolerance)]
+        if not (hacked and self.config.halt_on_divergence):
+            save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": self.config.env, "updates": self.update_index}})
+            self.validated_update = self.update_index
+            return
+        tqdm.write(f"HALT: reward hacking on {', '.join(hacked)} (dream and reality disagree on more than "
+                   f"{self.config.agreement_tolerance:.0%} of its episodes); keeping the policy of update "
+                   f"{self.validated_update}, the last validation that agreed")
+        self.policy.load_state_dict(load_policy(self.out / "validated_policy").state_dict())
+        self.halted_at = self.update_index
 
     def _write_summary(self, gated_out: bool = False) -> dict:
         # gated_out: the pre-RL check found no task to trust the dream on, so RL made no update.
         summary = {"env": self.config.env, "updates": self.update_index, "real_episodes_rl": self.real_episodes,
-                   "real_episodes_validation": self.check.real_episodes, "gated_out": gated_out}
+                   "real_episodes_validation": self.check.real_episodes, "gated_out": gated_out,
+                   "halted_at": self.halted_at, "kept_policy_of_update": self.update_index if self.halted_at is None else self.validated_update}
         write_json(self.out / "summary.json", summary)
         return summary
 
@@ -363,7 +397,7 @@ def train_rl(config: RLConfig) -> Path:
         raise ValueError(f"unknown RL env {config.env!r}; choose one of {', '.join(ENVS)}")
     if (Path(config.out) / "summary.json").exists():
         summary = read_json(Path(config.out) / "summary.json")
-        if summary["updates"] >= config.updates or summary.get("gated_out"):
+        if summary["updates"] >= config.updates or summary.get("gated_out") or summary.get("halted_at") is not None:
             return Path(config.out) / "policy"
     run = RLRun(config)
     started = time.monotonic()
