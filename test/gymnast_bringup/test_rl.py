@@ -41,12 +41,18 @@ def test_the_gate_keeps_only_the_tasks_the_dream_gets_right():
     assert agreeing_tasks(task_gaps({"reach": 0.6}, {"reach": 0.8}), 0.2) == ["reach"]
 
 
+def tiny_dream_rl(shipped, tmp_path, **overrides) -> RLConfig:
+    """Dream RL on the shipped models with one state per task, one tiny update and one validation episode per task."""
+    base = dict(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
+                judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
+                validation_episodes_per_task=1, out=str(tmp_path / "rl"), grpo=CpuGRPOConfig(tasks_per_update=1, group_size=2, horizon=4))
+    return RLConfig(**base | overrides)
+
+
 def test_dream_rl_with_no_trusted_task_makes_no_update(shipped, tmp_path):
     # A negative tolerance fails every task's check, the case of a dream that gets no task right.
-    config = RLConfig(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
-                      judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
-                      validation_episodes_per_task=1, agreement_tolerance=-1.0, dream_restart_step=0, out=str(tmp_path / "rl"),
-                      grpo=CpuGRPOConfig(tasks_per_update=1, group_size=2, horizon=3))
+    config = tiny_dream_rl(shipped, tmp_path, agreement_tolerance=-1.0, dream_restart_step=0,
+                           grpo=CpuGRPOConfig(tasks_per_update=1, group_size=2, horizon=3))
     policy_dir = train_rl(config)
     summary = json.loads((tmp_path / "rl" / "summary.json").read_text())
     assert summary["gated_out"] and summary["updates"] == 0
@@ -57,10 +63,7 @@ def test_dream_rl_with_no_trusted_task_makes_no_update(shipped, tmp_path):
 
 
 def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_dream(shipped, tmp_path):
-    config = RLConfig(env="dream", policy=str(shipped / "policy_sft"), dream=DreamConfig(checkpoint=str(shipped / "world_model.pt")),
-                      judge=JudgeConfig(backend="learned", path=str(shipped / "judge")), updates=1, task_states_per_task=1,
-                      validation_episodes_per_task=1, gate_tasks=False, dream_restart_step=2, gifs=0, out=str(tmp_path / "rl"),
-                      grpo=CpuGRPOConfig(tasks_per_update=1, group_size=2, horizon=4))
+    config = tiny_dream_rl(shipped, tmp_path, gate_tasks=False, dream_restart_step=2, gifs=0)
     run = RLRun(config)
     try:
         summary = run.run()
@@ -103,3 +106,16 @@ def test_reward_hacking_found_by_a_validation_halts_rl_and_keeps_the_last_agreei
     run.halted_at, run.config = None, replace(run.config, halt_on_divergence=False)
     run._keep_or_halt({"task_disagreement": {"drawer": 0.4}})  # only flagged, as before the option
     assert run.halted_at is None and run.validated_update == 8
+
+
+def test_refreshed_restarts_are_rolled_out_by_the_current_policy_and_counted(shipped, tmp_path):
+    config = tiny_dream_rl(shipped, tmp_path, updates=2, validate_every=0, gate_tasks=False, dream_restart_step=2,
+                           refresh_restarts_every=1, gifs=0)
+    run = RLRun(config)
+    try:
+        summary = run.run()
+    finally:
+        run.close()
+    # 4 task states rolled out at the start and again before update 2, by the policy after update 1.
+    assert summary["real_episodes_rl"] == 8
+    assert json.loads((tmp_path / "rl" / "restart_policy" / "policy.json").read_text())["rl"]["updates"] == 1

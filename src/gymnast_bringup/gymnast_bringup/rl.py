@@ -82,6 +82,10 @@ class RLConfig:
     # Costs one real episode per RL task state. 20 of 40: before RL the dream + judge then agree
     # with reality on push, drawer and button, not on push alone (docs/bench/README.md).
     dream_restart_step: int = 20
+    # Re-roll those real prefixes with the current policy every this many updates (0 = the
+    # starting policy's throughout): otherwise the dreams never see the current policy's own
+    # first steps. Each refresh costs one real partial episode per RL task state.
+    refresh_restarts_every: int = 0
     gifs: int = 4
     out: str = "outputs/default/rl"
     seed: int = 0
@@ -224,8 +228,11 @@ class RLRun:
         self.rl_tasks = list(config.reality.tasks)
         states = [t for name in config.reality.tasks for t in initial_states(name, "train", config.task_states_per_task, RL_TASK_SEEDS)]
         dreaming = config.env == "dream"
+        self.task_states = states
         if dreaming and config.dream_restart_step:
-            self.task_pool = self._restart_points(states)
+            # On resume, from the policy the last refresh rolled out, so the frames are the same.
+            refreshed = self.out / "restart_policy"
+            self.task_pool = self._restart_points(refreshed if resume and refreshed.exists() else config.policy)
         else:
             self.task_pool = with_real_frames(states, self.reality) if dreaming else states
         self.check = RealityCheck(config, self.reality, self.env if dreaming else None, self.judge if dreaming else None)
@@ -234,17 +241,14 @@ class RLRun:
         else:
             torch.manual_seed(config.seed)
 
-    def _restart_points(self, states: list[Task]) -> list[Task]:
-        """The RL tasks restarted `dream_restart_step` steps into the starting policy's greedy real rollouts.
-
-        From `config.policy` even on resume, so a resumed run restarts from the same frames.
-        """
-        starting = load_policy(self.config.policy)
-        choose = lambda frames, instructions: starting.act(frames, instructions, 0.0).actions  # noqa: E731
+    def _restart_points(self, policy_dir: str | Path) -> list[Task]:
+        """The RL tasks restarted `dream_restart_step` steps into a policy's greedy real rollouts."""
+        policy = load_policy(policy_dir)
+        choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
         with torch.no_grad():
-            videos, _ = rollout(self.reality, states, choose, self.config.dream_restart_step, starting.image_size)
-        self.real_episodes += len(states)
-        return restarted(states, videos, self.config.dream_restart_step)
+            videos, _ = rollout(self.reality, self.task_states, choose, self.config.dream_restart_step, policy.image_size)
+        self.real_episodes += len(self.task_states)
+        return restarted(self.task_states, videos, self.config.dream_restart_step)
 
     def _save_state(self) -> None:
         save_policy(self.policy, self.out / "policy", {"rl": {"env": self.config.env, "updates": self.update_index}})
@@ -333,6 +337,11 @@ class RLRun:
             progress = tqdm(range(self.update_index, config.updates if self.halted_at is None else self.update_index),
                             desc=f"rl ({config.env})", unit="update", initial=self.update_index, total=config.updates)
             for _ in progress:
+                every = config.refresh_restarts_every
+                if config.env == "dream" and config.dream_restart_step and every and self.update_index % every == 0 \
+                        and self.update_index:
+                    save_policy(self.policy, self.out / "restart_policy", {"rl": {"updates": self.update_index}})
+                    self.task_pool = self._restart_points(self.out / "restart_policy")
                 picks = self.rng.choice(pool, config.grpo.tasks_per_update, replace=len(pool) < config.grpo.tasks_per_update)
                 tasks = [self.task_pool[i] for i in picks]
                 stats = self.trainer.update(tasks)
