@@ -232,7 +232,7 @@ class RLRun:
         if dreaming and config.dream_restart_step:
             # On resume, from the policy the last refresh rolled out, so the frames are the same.
             refreshed = self.out / "restart_policy"
-            self.task_pool = self._restart_points(refreshed if resume and refreshed.exists() else config.policy)
+            self.task_pool = self._restart_points(load_policy(refreshed if resume and refreshed.exists() else config.policy))
         else:
             self.task_pool = with_real_frames(states, self.reality) if dreaming else states
         self.check = RealityCheck(config, self.reality, self.env if dreaming else None, self.judge if dreaming else None)
@@ -241,9 +241,8 @@ class RLRun:
         else:
             torch.manual_seed(config.seed)
 
-    def _restart_points(self, policy_dir: str | Path) -> list[Task]:
+    def _restart_points(self, policy: TokenPolicy) -> list[Task]:
         """The RL tasks restarted `dream_restart_step` steps into a policy's greedy real rollouts."""
-        policy = load_policy(policy_dir)
         choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
         with torch.no_grad():
             videos, _ = rollout(self.reality, self.task_states, choose, self.config.dream_restart_step, policy.image_size)
@@ -318,6 +317,8 @@ class RLRun:
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "config.json", {"command": "gymnast rl", **config_as_json(config)})
+        if self.halted_at is not None:  # halted for reward hacking: resuming must not train on
+            return self._write_summary()
         writer = SummaryWriter(str(self.out / "tensorboard"))
         if self.update_index == 0:
             if not self._check_before_rl(writer):
@@ -334,14 +335,14 @@ class RLRun:
             log = csv.DictWriter(handle, fields + ["per_task"], extrasaction="ignore")
             if new_file:
                 log.writeheader()
-            progress = tqdm(range(self.update_index, config.updates if self.halted_at is None else self.update_index),
-                            desc=f"rl ({config.env})", unit="update", initial=self.update_index, total=config.updates)
+            progress = tqdm(range(self.update_index, config.updates), desc=f"rl ({config.env})", unit="update",
+                            initial=self.update_index, total=config.updates)
             for _ in progress:
                 every = config.refresh_restarts_every
                 if config.env == "dream" and config.dream_restart_step and every and self.update_index % every == 0 \
                         and self.update_index:
                     save_policy(self.policy, self.out / "restart_policy", {"rl": {"updates": self.update_index}})
-                    self.task_pool = self._restart_points(self.out / "restart_policy")
+                    self.task_pool = self._restart_points(self.policy)
                 picks = self.rng.choice(pool, config.grpo.tasks_per_update, replace=len(pool) < config.grpo.tasks_per_update)
                 tasks = [self.task_pool[i] for i in picks]
                 stats = self.trainer.update(tasks)
