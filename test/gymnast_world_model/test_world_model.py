@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -227,6 +229,14 @@ def test_eval_writes_metrics_and_gif(toy_dataset, tmp_path):
     assert later["per_k"][0]["psnr_copy_last"] == pytest.approx(float(psnr(frames[:, 7], frames[:, 8]).mean()))
     with pytest.raises(ValueError, match="start_step \\+ horizon = 13"):
         evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), out=str(tmp_path / "eval8"), horizon=5, start_step=8))
+
+    # split 'all' scores every episode of a dataset the model did not train on, never its own.
+    with pytest.raises(ValueError, match="trained on"):
+        evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), out=str(tmp_path / "all"), horizon=5, split="all"))
+    other = shutil.copytree(toy_dataset.root, tmp_path / "other_data")
+    every = evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), dataset=str(other), out=str(tmp_path / "all"),
+                                                      horizon=5, split="all"))
+    assert every["episodes"] == len(toy_dataset.entries) > len(held_out) == result["episodes"]
 
 
 def test_metrics_on_known_images():

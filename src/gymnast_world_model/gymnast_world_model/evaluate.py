@@ -23,7 +23,7 @@ from gymnast_core.atomic import write_json
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.video import resize_frames, save_gif
 from gymnast_world_model.data import split_entries
-from gymnast_world_model.dream_env import DreamEnv
+from gymnast_world_model.dream_env import DreamConfig, DreamEnv
 from gymnast_world_model.world_model import load_world_model, read_checkpoint
 
 
@@ -60,9 +60,13 @@ class EvalWorldModelConfig:
     # Episode step the dream starts from (its one real frame); the bench's dreams restart at step 20.
     start_step: int = 0
     sampling_steps: int = 4
-    cfg_scale: float = 1.0
+    # The dream's guidance scale by default, so the score is that of the dream GRPO and the judge see.
+    cfg_scale: float = DreamConfig.cfg_scale
     context_window: int = 20
-    # Held-out episodes scored (all if 0).
+    # Which episodes of `dataset` are scored: 'held_out' (the checkpoint's held-out share of the data it
+    # trained on) or 'all' (a dataset it never saw, e.g. to choose the CFG scale without the test episodes).
+    split: str = "held_out"
+    # Episodes scored (all if 0).
     max_episodes: int = 0
     batch_size: int = 32
     seed: int = 0
@@ -92,10 +96,13 @@ def open_loop(env: DreamEnv, frames0: np.ndarray, actions: np.ndarray, batch_siz
     return np.concatenate(out)
 
 
-def held_out_clips(dataset: EpisodeDataset, holdout_fraction: float, size: int, start: int, horizon: int,
+def held_out_clips(dataset: EpisodeDataset, holdout_fraction: float | None, size: int, start: int, horizon: int,
                    max_episodes: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the held-out episodes from `start`."""
-    _, held_out = split_entries(dataset, holdout_fraction)
+    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the held-out episodes from `start`.
+
+    `holdout_fraction` None scores every episode of the dataset (one the model never trained on).
+    """
+    held_out = dataset.entries if holdout_fraction is None else split_entries(dataset, holdout_fraction)[1]
     if max_episodes:
         held_out = held_out[:max_episodes]
     if not held_out:
@@ -112,9 +119,14 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     state = read_checkpoint(config.checkpoint)
     model = load_world_model(config.checkpoint)
     dataset = EpisodeDataset.open(config.dataset or state["dataset"])
+    if config.split not in ("held_out", "all"):
+        raise ValueError(f"split must be 'held_out' or 'all', not {config.split!r}")
+    if config.split == "all" and Path(dataset.root).resolve() == Path(state["dataset"]).resolve():
+        raise ValueError(f"split 'all' would score {dataset.root}, the dataset {config.checkpoint} trained on; "
+                         "pass another --dataset or use split 'held_out'")
     k = config.horizon
-    real, actions = held_out_clips(dataset, state["holdout_fraction"], model.config.image_size, config.start_step, k,
-                                   config.max_episodes)
+    real, actions = held_out_clips(dataset, state["holdout_fraction"] if config.split == "held_out" else None,
+                                   model.config.image_size, config.start_step, k, config.max_episodes)
     shuffled = actions[derangement(len(actions), np.random.default_rng(config.seed))]
     env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
     started = time.perf_counter()
@@ -139,7 +151,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
             "ssim_shuffled": float(ssim(dream_shuffled[:, j], target[:, j]).mean()),
         })
     out = Path(config.out)
-    result = {"episodes": len(real), "start_step": config.start_step, "horizon": k, "sampling_steps": config.sampling_steps,
+    result = {"episodes": len(real), "split": config.split, "start_step": config.start_step, "horizon": k, "sampling_steps": config.sampling_steps,
               "cfg_scale": config.cfg_scale, "rollout_seconds": seconds, "trained_minutes": state["elapsed"] / 60,
               "trained_steps": state["step"], "parameters": model.num_parameters(), "per_k": rows}
     write_json(out / "metrics.json", result)

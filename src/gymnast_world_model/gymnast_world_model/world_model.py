@@ -66,8 +66,8 @@ class WorldModelConfig(draccus.ChoiceRegistry):
 class CpuDefaultConfig(WorldModelConfig):
     """~2.4M-param conv U-Net over the last 3 frames at 64 px (pixel-unshuffle 4 -> 16x16x48).
 
-    Measured per batch of 32 on 2 cores: 0.23 s, vs 0.35 s for unshuffle 2 with (32, 64, 128).
-    Self-forcing on half of each batch costs ~1.7x per step and still gave the best k = 20
+    Measured per batch of 32 on 2 cores: 0.23 s, vs 0.35 s for unshuffle 2 with (32, 64, 128) (fp32).
+    Self-forcing on half of each batch costs ~1.5x per step and still gave the best k = 20
     fidelity within 30 minutes on 2 cores (docs/world_model/report.md).
     """
 
