@@ -19,6 +19,7 @@ from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
 
 pytestmark = pytest.mark.ros
 STARTUP = 120.0
+HEARTBEAT_TIMEOUT = 2.0  # as in test_graph.py: this process can stall longer than a robot's 0.5 s
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,8 @@ def real_graph(ros_env, tmp_path_factory):
             patch.setenv(key, ros_env[key])
         processes = start_graph("real", env=ros_env, log_dir=out / "logs", args=[
             f"camera.device:={out / 'camera.mp4'}", "camera.width:=128", "camera.height:=96", "camera.fps:=15.0",
-            "widowx_driver.backend:=mock", f"policy.checkpoint:={policy}", f"recorder.out:={out / 'episodes'}"])
+            "widowx_driver.backend:=mock", f"policy.checkpoint:={policy}", f"recorder.out:={out / 'episodes'}",
+            f"policy.heartbeat_timeout:={HEARTBEAT_TIMEOUT}"])
         try:
             with ProbeRunner() as probe:
                 yield probe, processes, out
@@ -55,7 +57,7 @@ def test_the_same_policy_node_moves_the_mock_arm(real_graph):
     before = joints_at(probe, 0)
     probe.heartbeat_on = True
     probe.wait_until(lambda: probe.heartbeat_pub.get_subscription_count() > 0, 30, "the policy's heartbeat subscription")
-    time.sleep(0.3)
+    time.sleep(1.0)  # a few heartbeats in, however slowly the policy node takes them
     handle = probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction="put the spoon in the pot", max_steps=10))
     assert handle.accepted
     result = probe.result(handle.get_result_async(), 60, "RunPolicy result").result

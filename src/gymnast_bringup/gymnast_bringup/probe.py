@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import rclpy
 from rclpy.action import ActionClient
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -43,7 +44,10 @@ class GraphProbe(Node):
         self.estop_pub = self.create_publisher(Bool, "/gymnast/estop", 10)
         self.image_pub = self.create_publisher(Image, "/blue/image_raw", 10)
         self.action_pub = self.create_publisher(ActionChunk, "/wx250s/commands/ee_delta", 10)
-        self.create_timer(1.0 / heartbeat_rate, lambda: self.heartbeat_on and self.heartbeat_pub.publish(Empty()))
+        # Its own callback group, so the second executor thread sends it while the first is busy
+        # recording a burst of images: a heartbeat queued behind them reads as the operator gone.
+        self.create_timer(1.0 / heartbeat_rate, lambda: self.heartbeat_on and self.heartbeat_pub.publish(Empty()),
+                          callback_group=MutuallyExclusiveCallbackGroup())
         self.run_policy = ActionClient(self, RunPolicy, "/gymnast/run_policy")
         self.train_in_scene = ActionClient(self, TrainInScene, "/gymnast/train_in_scene")
         self.judge = self.create_client(Judge, "/gymnast/judge")
