@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from gymnast_core.dataset import EpisodeDataset
+from gymnast_world_model.data import split_entries
 from gymnast_world_model.dream_env import DreamEnv
-from gymnast_world_model.evaluate import derangement, held_out_clips, open_loop, psnr
+from gymnast_world_model.evaluate import derangement, episode_clips, open_loop, psnr
 from gymnast_world_model.world_model import load_world_model, read_checkpoint
 
 
@@ -53,8 +54,9 @@ def main() -> None:
     torch.set_num_threads(2)
 
     first, rest = load_world_model(args.first), load_world_model(args.rest)
-    real, actions = held_out_clips(EpisodeDataset.open(args.dataset), read_checkpoint(args.rest)["holdout_fraction"],
-                                   rest.config.image_size, 0, args.horizon)
+    dataset = EpisodeDataset.open(args.dataset)
+    held_out = split_entries(dataset, read_checkpoint(args.rest)["holdout_fraction"])[1]
+    real, actions = episode_clips(dataset, held_out, rest.config.image_size, 0, args.horizon)
     shuffled = actions[derangement(len(actions), np.random.default_rng(0))]
     print(f"{len(real)} held-out episodes; model PSNR (dB) / margin vs copy-last / vs shuffled actions")
     for handoff in args.handoff:

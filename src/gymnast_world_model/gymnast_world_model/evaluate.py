@@ -96,18 +96,13 @@ def open_loop(env: DreamEnv, frames0: np.ndarray, actions: np.ndarray, batch_siz
     return np.concatenate(out)
 
 
-def held_out_clips(dataset: EpisodeDataset, holdout_fraction: float | None, size: int, start: int, horizon: int,
-                   max_episodes: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the held-out episodes from `start`.
-
-    `holdout_fraction` None scores every episode of the dataset (one the model never trained on).
-    """
-    held_out = dataset.entries if holdout_fraction is None else split_entries(dataset, holdout_fraction)[1]
-    if max_episodes:
-        held_out = held_out[:max_episodes]
-    if not held_out:
+def episode_clips(dataset: EpisodeDataset, entries: list, size: int, start: int, horizon: int,
+                  max_episodes: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the given episodes from `start`."""
+    chosen = entries[:max_episodes] if max_episodes else entries
+    if not chosen:
         raise ValueError(f"{dataset.root}: no held-out episodes")
-    episodes = [ep for ep in (dataset.load(e) for e in held_out) if ep.num_steps >= start + horizon]
+    episodes = [ep for ep in (dataset.load(e) for e in chosen) if ep.num_steps >= start + horizon]
     if not episodes:
         raise ValueError(f"{dataset.root}: no held-out episode has start_step + horizon = {start + horizon} steps")
     real = np.stack([resize_frames(ep.frames[start: start + horizon + 1], size) for ep in episodes])
@@ -125,8 +120,8 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
         raise ValueError(f"split 'all' would score {dataset.root}, the dataset {config.checkpoint} trained on; "
                          "pass another --dataset or use split 'held_out'")
     k = config.horizon
-    real, actions = held_out_clips(dataset, state["holdout_fraction"] if config.split == "held_out" else None,
-                                   model.config.image_size, config.start_step, k, config.max_episodes)
+    entries = split_entries(dataset, state["holdout_fraction"])[1] if config.split == "held_out" else dataset.entries
+    real, actions = episode_clips(dataset, entries, model.config.image_size, config.start_step, k, config.max_episodes)
     shuffled = actions[derangement(len(actions), np.random.default_rng(config.seed))]
     env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
     started = time.perf_counter()
