@@ -171,8 +171,8 @@ class ConvUNetDynamics(Dynamics):
             raise ValueError("this model was trained with anchor=True and needs the dream's first frame and displacement")
         return torch.cat([actions, anchor.displacement / DISPLACEMENT_SCALE], dim=-1)
 
-    def velocity(self, noisy: torch.Tensor, context: torch.Tensor, t: torch.Tensor, context_t: torch.Tensor,
-                 actions: torch.Tensor, drop: torch.Tensor, anchor_latent: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, noisy: torch.Tensor, context: torch.Tensor, t: torch.Tensor, context_t: torch.Tensor,
+                actions: torch.Tensor, drop: torch.Tensor, anchor_latent: torch.Tensor | None = None) -> torch.Tensor:
         """Prediction (v or x0) for the scaled residual (next - last context frame).
 
         noisy [B,C,h,w], context [B,n,C,h,w], actions: `action_features` [B, F]; dropped with `drop`.
@@ -226,7 +226,7 @@ class ConvUNetDynamics(Dynamics):
         t = torch.rand(batch, device=latents.device)
         noise = torch.randn_like(target)
         x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)
-        output = self.velocity(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1], anchor), drop,
+        output = self(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1], anchor), drop,
                                None if anchor is None else anchor.latent)
         return F.mse_loss(output.float(), goal.float())
 
@@ -246,7 +246,7 @@ class ConvUNetDynamics(Dynamics):
         anchor_latent = None if anchor is None else double(anchor.latent)
 
         def velocity(x, t):
-            v = self.velocity(double(x), double(context), double(t), double(context_t), actions_in, drop, anchor_latent)
+            v = self(double(x), double(context), double(t), double(context_t), actions_in, drop, anchor_latent)
             return _cfg_combine(v, cfg_scale)
 
         noise = torch.randn(last.shape, generator=generator, device=context.device)

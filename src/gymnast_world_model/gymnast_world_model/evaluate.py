@@ -80,7 +80,7 @@ def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
     one is usually the same task's expert, with nearly the same actions.
     """
     if n < 2:
-        raise ValueError(f"shuffled actions need at least 2 held-out episodes, got {n}")
+        raise ValueError(f"shuffled actions need at least 2 episodes, got {n}")
     while True:
         order = rng.permutation(n)
         if not (order == np.arange(n)).any():
@@ -101,10 +101,10 @@ def episode_clips(dataset: EpisodeDataset, entries: list, size: int, start: int,
     """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the given episodes from `start`."""
     chosen = entries[:max_episodes] if max_episodes else entries
     if not chosen:
-        raise ValueError(f"{dataset.root}: no held-out episodes")
+        raise ValueError(f"{dataset.root}: no episodes to score")
     episodes = [ep for ep in (dataset.load(e) for e in chosen) if ep.num_steps >= start + horizon]
     if not episodes:
-        raise ValueError(f"{dataset.root}: no held-out episode has start_step + horizon = {start + horizon} steps")
+        raise ValueError(f"{dataset.root}: no episode to score has start_step + horizon = {start + horizon} steps")
     real = np.stack([resize_frames(ep.frames[start: start + horizon + 1], size) for ep in episodes])
     return real, np.stack([ep.actions[start: start + horizon] for ep in episodes])
 
@@ -168,12 +168,13 @@ def format_result(result: dict) -> str:
 def write_report(result: dict, out: Path, command: str) -> Path:
     """A markdown report of the margins the issue asks for, beside metrics.json and the GIF."""
     rows = {row["k"]: row for row in result["per_k"]}
+    scored = "held-out episodes" if result["split"] == "held_out" else "episodes of a dataset it did not train on"
     lines = [
-        "# World-model fidelity (open loop, held-out episodes)",
+        f"# World-model fidelity (open loop, {scored})",
         "",
         f"Produced by: `{command}`",
         "",
-        f"{result['episodes']} held-out episodes from step {result['start_step']}, {result['sampling_steps']} DDIM steps, CFG {result['cfg_scale']}, "
+        f"{result['episodes']} {scored} from step {result['start_step']}, {result['sampling_steps']} DDIM steps, CFG {result['cfg_scale']}, "
         f"{result['parameters'] / 1e6:.2f}M parameters trained for {result['trained_steps']} steps "
         f"({result['trained_minutes']:.1f} min on this machine).",
         "",
