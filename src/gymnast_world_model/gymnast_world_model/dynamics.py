@@ -227,7 +227,7 @@ class ConvUNetDynamics(Dynamics):
         noise = torch.randn_like(target)
         x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)
         output = self(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1], anchor), drop,
-                               None if anchor is None else anchor.latent)
+                      None if anchor is None else anchor.latent)
         return F.mse_loss(output.float(), goal.float())
 
     def start(self, first, window=0, generator=None):
