@@ -9,12 +9,12 @@ from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.episode import Episode
 from gymnast_core.task import Task
 from gymnast_world_model.codec import PixelUnshuffleCodec, SD3VAECodec
-from gymnast_world_model.dream_env import DreamEnv
+from gymnast_world_model.dream_env import DreamConfig, DreamEnv
 from gymnast_world_model.data import Clips, ClipSampler, split_entries
 from gymnast_world_model.dynamics import SpatioTemporalDiT
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, psnr, ssim
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
-from gymnast_world_model.world_model import TinyConfig, WorldModel, load_world_model, read_checkpoint
+from gymnast_world_model.world_model import TinyConfig, WorldModel, load_world_model, read_checkpoint, resolve_device
 
 SPEC = ActionSpec(("dx", "dy", "dz", "gripper"), (-1,) * 4, (1,) * 4, gripper_index=3, gripper_open=-1, gripper_closed=1)
 
@@ -296,6 +296,20 @@ def test_checkpoint_errors_are_clear(toy_dataset, tmp_path):
     with pytest.raises(ValueError, match="trained with model config"):
         train_world_model(TrainWorldModelConfig(dataset=str(toy_dataset.root), out=str(tmp_path / "wm"),
                                                 model=TinyConfig(channels=(16, 32)), steps=2, max_minutes=0))
+
+
+def test_device_names_resolve_or_fail_clearly(toy_dataset, tmp_path):
+    path = train_world_model(TrainWorldModelConfig(dataset=str(toy_dataset.root), out=str(tmp_path / "wm"), model=TinyConfig(),
+                                                   steps=1, batch_size=2, max_minutes=0))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert next(DreamConfig(checkpoint=str(path)).make_env().model.dynamics.parameters()).device.type == expected
+    assert next(load_world_model(path, device="cpu").dynamics.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="'gpu0': not a torch device name"):
+        load_world_model(path, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            DreamConfig(checkpoint=str(path), device="cuda").make_env()
 
 
 def test_world_model_needs_normalisation_statistics():

@@ -89,6 +89,9 @@ class DreamConfig:
     cfg_scale: float = 1.5
     context_window: int = 20
     seed: int = 0
+    # Where the world model runs: 'auto' = CUDA when available, else CPU. Frames and actions cross as numpy.
+    device: str = "auto"
 
     def make_env(self) -> DreamEnv:
-        return DreamEnv(load_world_model(self.checkpoint), self.sampling_steps, self.cfg_scale, self.context_window, self.seed)
+        return DreamEnv(load_world_model(self.checkpoint, device=self.device), self.sampling_steps, self.cfg_scale,
+                        self.context_window, self.seed)

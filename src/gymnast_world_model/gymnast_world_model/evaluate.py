@@ -71,6 +71,8 @@ class EvalWorldModelConfig:
     batch_size: int = 32
     seed: int = 0
     threads: int = 2
+    # 'auto' = CUDA when available, else CPU (the worldgym-600m dream needs a GPU).
+    device: str = DreamConfig.device
 
 
 def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -112,7 +114,7 @@ def episode_clips(dataset: EpisodeDataset, entries: list, size: int, start: int,
 def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
     torch.set_num_threads(config.threads)
     state = read_checkpoint(config.checkpoint)
-    model = load_world_model(config.checkpoint)
+    model = load_world_model(config.checkpoint, device=config.device)
     dataset = EpisodeDataset.open(config.dataset or state["dataset"])
     if config.split not in ("held_out", "all"):
         raise ValueError(f"split must be 'held_out' or 'all', not {config.split!r}")

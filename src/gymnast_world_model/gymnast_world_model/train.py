@@ -25,6 +25,7 @@ from gymnast_world_model.world_model import (
     WorldModelConfig,
     decode_config,
     read_checkpoint,
+    resolve_device,
     save_checkpoint,
 )
 
@@ -65,7 +66,7 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
     ckpt_path = out / "checkpoint.pt"
     dataset = EpisodeDataset.open(config.dataset)
     torch.manual_seed(config.seed)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device)
+    device = resolve_device(config.device)
     model = WorldModel(config.model, dataset.action_spec).to(device)
     optimizer = torch.optim.AdamW(model.dynamics.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.03)

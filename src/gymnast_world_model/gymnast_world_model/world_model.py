@@ -237,8 +237,22 @@ def export_world_model(source: str | Path, target: str | Path) -> None:
         torch.save(slim, handle)
 
 
-def load_world_model(path: str | Path, use_ema: bool = True) -> WorldModel:
-    """A trained world model in eval mode (EMA weights by default; exports hold only those)."""
+def resolve_device(name: str) -> torch.device:
+    """'auto' = CUDA when available, else CPU; any other name is used as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device {name!r}: not a torch device name ('auto', 'cpu', 'cuda', 'cuda:1', ...)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: CUDA is not available on this machine; use 'cpu' or 'auto'")
+    return device
+
+
+def load_world_model(path: str | Path, use_ema: bool = True, device: str = "cpu") -> WorldModel:
+    """A trained world model in eval mode on `device` (EMA weights by default; exports hold only those)."""
+    target = resolve_device(device)
     state = read_checkpoint(path)
     config = decode_config(state["config"])
     model = WorldModel(config, ActionSpec.from_dict(state["action_spec"]))
@@ -247,4 +261,4 @@ def load_world_model(path: str | Path, use_ema: bool = True) -> WorldModel:
         model.dynamics.load_state_dict(weights)
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not match the saved config {config}: {exc}") from exc
-    return model.eval()
+    return model.to(target).eval()
