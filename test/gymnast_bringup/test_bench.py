@@ -9,8 +9,9 @@ def test_cached_arms_are_refused_under_other_settings(tmp_path):
     config = BenchConfig(out=str(tmp_path / "bench"))
     check_cache(config)
     (tmp_path / "bench" / "sft").mkdir()
-    # Choosing arms, seeds or the report folder keeps the cache valid.
-    check_cache(replace(config, arms=("sft",), seeds=(0, 1, 2), report=str(tmp_path / "elsewhere")))
+    # Choosing arms, seeds, the report folder or where the dream computes keeps the cache valid.
+    check_cache(replace(config, arms=("sft",), seeds=(0, 1, 2), report=str(tmp_path / "elsewhere"),
+                        dream=replace(config.dream, device="cpu")))
     changed = replace(config, dream=replace(config.dream, checkpoint="other.pt"), episodes_per_task=10)
     with pytest.raises(ValueError, match=r"dream, episodes_per_task differ"):
         check_cache(changed)

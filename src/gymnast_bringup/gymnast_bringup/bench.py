@@ -69,7 +69,12 @@ class BenchConfig:
 
 
 # Settings that only choose which arms or seeds run, or where the folders are: cached arms stay valid.
-NOT_CACHED_ON = ("command", "out", "report", "arms", "seeds", "threads")
+# Settings, at any depth, that do not change what an arm learns: where it writes, what is run, where it computes.
+NOT_CACHED_ON = ("command", "out", "report", "arms", "seeds", "threads", "device")
+
+
+def cached_on(settings: dict) -> dict:
+    return {k: cached_on(v) if isinstance(v, dict) else v for k, v in settings.items() if k not in NOT_CACHED_ON}
 
 
 def model_digests(config: BenchConfig) -> dict[str, str | None]:
@@ -94,13 +99,13 @@ def check_cache(config: BenchConfig) -> None:
     judge or the GRPO settings, or after retraining a model at the same path, would silently
     put stale arms in the table.
     """
-    settings = {k: v for k, v in config_as_json(config).items() if k not in NOT_CACHED_ON} | model_digests(config)
+    settings = cached_on(config_as_json(config)) | model_digests(config)
     path = Path(config.out) / "bench_settings.json"
     # Nothing cached yet (e.g. an earlier start failed before training anything): the settings are free.
     if not path.exists() or not any(p != path for p in path.parent.iterdir()):
         write_json(path, settings)
         return
-    saved = read_json(path)
+    saved = cached_on(read_json(path))
     # A model that did not exist at the first start was trained by that run (`gymnast run --from_scratch`).
     adopted = {k: v for k, v in settings.items() if k.startswith("sha256 of ") and k in saved and saved[k] is None}
     if adopted:
