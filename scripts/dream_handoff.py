@@ -56,7 +56,7 @@ def main() -> None:
     first, rest = load_world_model(args.first), load_world_model(args.rest)
     dataset = EpisodeDataset.open(args.dataset)
     held_out = split_entries(dataset, read_checkpoint(args.rest)["holdout_fraction"])[1]
-    real, actions = episode_clips(dataset, held_out, rest.config.image_size, 0, args.horizon)
+    real, actions, _ = episode_clips(dataset, held_out, rest.config.image_size, 0, args.horizon)
     shuffled = actions[derangement(len(actions), np.random.default_rng(0))]
     print(f"{len(real)} held-out episodes; model PSNR (dB) / margin vs copy-last / vs shuffled actions")
     for handoff in args.handoff:

@@ -220,11 +220,18 @@ def test_eval_writes_metrics_and_gif(toy_dataset, tmp_path):
     assert [row["k"] for row in result["per_k"]] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(row["psnr_model"]) for row in result["per_k"])
     assert (tmp_path / "eval" / "real_vs_dream.gif").stat().st_size > 0
+    # The last k split by task and by source: each split covers every episode once and averages back to the whole.
+    _, held_out = split_entries(toy_dataset, 0.3)
+    groups = {g["group"]: g for g in result["per_group_last_k"]}
+    for split in ({e.task for e in held_out}, {e.source for e in held_out}):
+        assert sum(groups[name]["episodes"] for name in split) == result["episodes"]
+        for score in ("psnr_model", "psnr_copy_last", "psnr_shuffled"):
+            pooled = sum(groups[name][score] * groups[name]["episodes"] for name in split) / result["episodes"]
+            assert pooled == pytest.approx(result["per_k"][-1][score])
 
     # A later start scores the dream against the frames after that step: copy-last at k = 1 is
     # the held-out episodes' frame 7 against frame 8.
     later = evaluate_world_model(EvalWorldModelConfig(checkpoint=str(path), out=str(tmp_path / "eval7"), horizon=5, start_step=7))
-    _, held_out = split_entries(toy_dataset, 0.3)
     frames = np.stack([toy_dataset.load(e).frames for e in held_out])
     assert later["per_k"][0]["psnr_copy_last"] == pytest.approx(float(psnr(frames[:, 7], frames[:, 8]).mean()))
     with pytest.raises(ValueError, match="start_step \\+ horizon = 13"):

@@ -99,16 +99,17 @@ def open_loop(env: DreamEnv, frames0: np.ndarray, actions: np.ndarray, batch_siz
 
 
 def episode_clips(dataset: EpisodeDataset, entries: list, size: int, start: int, horizon: int,
-                  max_episodes: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] of the given episodes from `start`."""
+                  max_episodes: int = 0) -> tuple[np.ndarray, np.ndarray, list]:
+    """Real frames [N, horizon+1, size, size, 3] and actions [N, horizon, A] from `start`, and the N entries
+    they come from: those of the given episodes that last start + horizon steps."""
     chosen = entries[:max_episodes] if max_episodes else entries
     if not chosen:
         raise ValueError(f"{dataset.root}: no episodes to score")
-    episodes = [ep for ep in (dataset.load(e) for e in chosen) if ep.num_steps >= start + horizon]
-    if not episodes:
+    kept = [(e, ep) for e, ep in ((e, dataset.load(e)) for e in chosen) if ep.num_steps >= start + horizon]
+    if not kept:
         raise ValueError(f"{dataset.root}: no episode to score has start_step + horizon = {start + horizon} steps")
-    real = np.stack([resize_frames(ep.frames[start: start + horizon + 1], size) for ep in episodes])
-    return real, np.stack([ep.actions[start: start + horizon] for ep in episodes])
+    real = np.stack([resize_frames(ep.frames[start: start + horizon + 1], size) for _, ep in kept])
+    return real, np.stack([ep.actions[start: start + horizon] for _, ep in kept]), [e for e, _ in kept]
 
 
 def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
@@ -123,7 +124,7 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
                          "pass another --dataset or use split 'held_out'")
     k = config.horizon
     entries = split_entries(dataset, state["holdout_fraction"])[1] if config.split == "held_out" else dataset.entries
-    real, actions = episode_clips(dataset, entries, model.config.image_size, config.start_step, k, config.max_episodes)
+    real, actions, scored = episode_clips(dataset, entries, model.config.image_size, config.start_step, k, config.max_episodes)
     shuffled = actions[derangement(len(actions), np.random.default_rng(config.seed))]
     env = DreamEnv(model, config.sampling_steps, config.cfg_scale, config.context_window, config.seed)
     started = time.perf_counter()
@@ -147,10 +148,20 @@ def evaluate_world_model(config: EvalWorldModelConfig) -> dict:
             "ssim_copy_last": float(ssim(copy[:, j], target[:, j]).mean()),
             "ssim_shuffled": float(ssim(dream_shuffled[:, j], target[:, j]).mean()),
         })
+    # At the last k, by task and by source (expert, noisy, random): where the margins are won or lost.
+    last = {"psnr_model": psnr(dream[:, -1], target[:, -1]), "psnr_copy_last": psnr(copy[:, -1], target[:, -1]),
+            "psnr_shuffled": psnr(dream_shuffled[:, -1], target[:, -1])}
+    groups: dict[str, list[int]] = {}
+    for field_name in ("task", "source"):
+        for i, entry in enumerate(scored):
+            groups.setdefault(getattr(entry, field_name), []).append(i)
+    per_group = [{"group": group, "episodes": len(index), **{name: float(v[index].mean()) for name, v in last.items()}}
+                 for group, index in groups.items()]
     out = Path(config.out)
     result = {"episodes": len(real), "split": config.split, "start_step": config.start_step, "horizon": k, "sampling_steps": config.sampling_steps,
               "cfg_scale": config.cfg_scale, "rollout_seconds": seconds, "trained_minutes": state["elapsed"] / 60,
-              "trained_steps": state["step"], "parameters": model.num_parameters(), "per_k": rows}
+              "trained_steps": state["step"], "parameters": model.num_parameters(), "per_k": rows,
+              "per_group_last_k": per_group}
     write_json(out / "metrics.json", result)
     # Real | dream | dream with shuffled actions, for a few episodes.
     picks = np.linspace(0, len(real) - 1, min(4, len(real))).astype(int)
@@ -190,6 +201,12 @@ def write_report(result: dict, out: Path, command: str) -> Path:
                 f"| {k} | {r['psnr_model']:.2f} | {r['psnr_copy_last']:.2f} | {r['psnr_shuffled']:.2f} | "
                 f"{r['psnr_model'] - r['psnr_copy_last']:+.2f} | {r['psnr_model'] - r['psnr_shuffled']:+.2f} | "
                 f"{r['ssim_model']:.3f} | {r['ssim_copy_last']:.3f} | {r['ssim_shuffled']:.3f} |")
+    lines += ["", f"At k = {result['horizon']}, by task and by source:", "",
+              "| episodes of | n | PSNR model (dB) | copy-last-frame | shuffled actions | margin vs copy | margin vs shuffled |",
+              "|---|---|---|---|---|---|---|"]
+    for g in result["per_group_last_k"]:
+        lines.append(f"| {g['group']} | {g['episodes']} | {g['psnr_model']:.2f} | {g['psnr_copy_last']:.2f} | {g['psnr_shuffled']:.2f} | "
+                     f"{g['psnr_model'] - g['psnr_copy_last']:+.2f} | {g['psnr_model'] - g['psnr_shuffled']:+.2f} |")
     lines += ["", "Real (left) | dreamed from the real actions (middle) | dreamed from shuffled actions (right):", "",
               "![real vs dream](real_vs_dream.gif)", ""]
     path = out / "report.md"
@@ -200,6 +217,6 @@ def write_report(result: dict, out: Path, command: str) -> Path:
 def main(config: EvalWorldModelConfig) -> None:
     result = evaluate_world_model(config)
     print(format_result(result))
-    print(json.dumps({k: v for k, v in result.items() if k != "per_k"}))
+    print(json.dumps({k: v for k, v in result.items() if k not in ("per_k", "per_group_last_k")}))
     report = write_report(result, Path(config.out), "gymnast eval-world-model " + " ".join(sys.argv[2:]))
     print(f"report: {report}")
