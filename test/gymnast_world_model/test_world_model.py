@@ -71,6 +71,17 @@ def test_sd3_vae_codec_loads_from_a_locally_saved_tiny_config(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json missing"):
         SD3VAECodec(tmp_path / "nowhere")
 
+    # Inside a world model the VAE is a frozen submodule: `.to()` moves it with the dynamics
+    # (here to float64, as `.to("cuda")` would move it to the GPU), training leaves it in eval
+    # mode, and checkpoints hold only the dynamics.
+    spec = SPEC.with_stats(NormStats.from_actions(np.zeros((4, 4))))
+    model = WorldModel(TinyConfig(image_size=64, codec="sd3-vae", codec_path=str(tmp_path / "vae")), spec)
+    model.to(torch.float64).train()
+    assert not model.codec.training and model.dynamics.training
+    assert all(p.dtype == torch.float64 for p in model.codec.parameters())
+    assert model.codec.encode(frames).shape == (2, 16, 8, 8)
+    assert model.num_parameters() == sum(p.numel() for p in model.dynamics.parameters())
+
 
 @pytest.mark.parametrize("trunk,self_forcing,anchor", [
     ("conv-unet", 0.0, False), ("conv-unet", 0.25, False), ("conv-unet", 0.25, True), ("dit", 0.0, False)])

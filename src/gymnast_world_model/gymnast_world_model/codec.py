@@ -13,15 +13,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
-class FrameCodec(ABC):
-    """Maps uint8 [N, H, W, 3] frames to float latents [N, C, h, w] and back."""
+class FrameCodec(nn.Module, ABC):
+    """Maps uint8 [N, H, W, 3] frames to float latents [N, C, h, w] and back.
+
+    A module of the world model, so `.to(device)` moves a codec with weights along; frozen, so
+    it stays in eval mode when the model trains.
+    """
 
     image_size: int
     latent_channels: int
     downsample: int
+
+    def train(self, mode: bool = True) -> FrameCodec:
+        return super().train(False)
 
     @property
     def latent_size(self) -> int:
@@ -56,6 +64,7 @@ def from_unit(images: torch.Tensor) -> torch.Tensor:
 
 class PixelUnshuffleCodec(FrameCodec):
     def __init__(self, image_size: int = 64, downsample: int = 2):
+        super().__init__()
         if image_size % downsample:
             raise ValueError(f"image_size {image_size} is not divisible by downsample {downsample}")
         self.image_size, self.downsample = image_size, downsample
@@ -71,13 +80,14 @@ class PixelUnshuffleCodec(FrameCodec):
 class SD3VAECodec(FrameCodec):
     """diffusers `AutoencoderKL` from a local folder (config.json + weights), frozen."""
 
-    def __init__(self, path: str | Path, image_size: int = 256, device: str = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(self, path: str | Path, image_size: int = 256, dtype: torch.dtype = torch.float32):
         from diffusers import AutoencoderKL
 
+        super().__init__()
         path = Path(path)
         if not (path / "config.json").exists():
             raise FileNotFoundError(f"{path}: no AutoencoderKL checkpoint here (config.json missing)")
-        self.vae = AutoencoderKL.from_pretrained(path, torch_dtype=dtype).to(device).eval().requires_grad_(False)
+        self.vae = AutoencoderKL.from_pretrained(path, torch_dtype=dtype).eval().requires_grad_(False)
         config = self.vae.config
         self.image_size = image_size
         self.latent_channels = config.latent_channels
@@ -85,15 +95,14 @@ class SD3VAECodec(FrameCodec):
         # SD3 normalises latents with a shift and a scale stored in the config.
         self.scale = float(config.scaling_factor)
         self.shift = float(config.shift_factor or 0.0)
-        self.device, self.dtype = device, dtype
 
     @torch.no_grad()
     def encode(self, frames):
-        images = to_unit(self.check_frames(frames)).to(self.device, self.dtype)
+        images = to_unit(self.check_frames(frames)).to(self.vae.device, self.vae.dtype)
         latents = self.vae.encode(images).latent_dist.mode()
         return ((latents - self.shift) * self.scale).float()
 
     @torch.no_grad()
     def decode(self, latents):
-        images = self.vae.decode(latents.to(self.device, self.dtype) / self.scale + self.shift).sample
+        images = self.vae.decode(latents.to(self.vae.device, self.vae.dtype) / self.scale + self.shift).sample
         return from_unit(images.cpu())
