@@ -68,7 +68,6 @@ class BenchConfig:
     command: str = "gymnast bench dream-to-real"
 
 
-# Settings that only choose which arms or seeds run, or where the folders are: cached arms stay valid.
 # Settings, at any depth, that do not change what an arm learns: where it writes, what is run, where it computes.
 NOT_CACHED_ON = ("command", "out", "report", "arms", "seeds", "threads", "device")
 
