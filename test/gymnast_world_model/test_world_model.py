@@ -83,12 +83,14 @@ def test_sd3_vae_codec_loads_from_a_locally_saved_tiny_config(tmp_path):
     assert model.num_parameters() == sum(p.numel() for p in model.dynamics.parameters())
 
 
-@pytest.mark.parametrize("trunk,self_forcing,anchor", [
-    ("conv-unet", 0.0, False), ("conv-unet", 0.25, False), ("conv-unet", 0.25, True), ("dit", 0.0, False)])
-def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing, anchor):
+@pytest.mark.parametrize("trunk,self_forcing,anchor,action_history", [
+    ("conv-unet", 0.0, False, 0), ("conv-unet", 0.25, False, 0), ("conv-unet", 0.25, True, 0), ("conv-unet", 0.5, False, 2),
+    ("dit", 0.0, False, 0)])
+def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing, anchor, action_history):
     torch.manual_seed(0)
     model = WorldModel(TinyConfig(trunk=trunk, patch=4, width=32, depth=1, heads=2, clip_length=4,
-                                  self_forcing=self_forcing, anchor=anchor), toy_dataset.action_spec)
+                                  self_forcing=self_forcing, anchor=anchor, action_history=action_history),
+                       toy_dataset.action_spec)
     sampler = ClipSampler(toy_dataset, toy_dataset.entries, model.clip_length, 32, model.clip_padding)
     rng = np.random.default_rng(0)
     fixed = sampler.sample(16, np.random.default_rng(1))
@@ -120,6 +122,40 @@ def test_clip_anchor_is_an_earlier_frame_with_the_summed_actions_since(tmp_path)
         assert any(np.allclose(actions[a:target].sum(0), displacement, atol=1e-5) for a in candidates)
 
 
+def test_clips_give_no_action_into_the_copies_of_the_first_frame(tmp_path):
+    dataset = moving_square_dataset(tmp_path / "one", episodes=1, steps=12)
+    episode = dataset.load(dataset.entries[0])
+    actions = dataset.action_spec.normalize(episode.actions)
+    clips = ClipSampler(dataset, dataset.entries, 5, 32, max_padding=3).sample(64, np.random.default_rng(0))
+    assert clips.padding.max() == 3
+    for clip_actions, frames, padding in zip(clips.actions, clips.frames, clips.padding):
+        # As in a rollout, whose action history starts at zeros: nothing moved the arm into those frames.
+        np.testing.assert_array_equal(clip_actions[:padding], 0.0)
+        start = next(i for i, f in enumerate(episode.frames) if (f == frames[padding]).all())
+        np.testing.assert_array_equal(clip_actions[padding:], actions[start:start + 4 - padding])
+
+
+def test_rollout_conditions_on_the_actions_into_its_last_frames(toy_dataset, monkeypatch):
+    model = WorldModel(TinyConfig(action_history=2), toy_dataset.action_spec)
+    first = torch.zeros(2, model.codec.latent_channels, model.codec.latent_size, model.codec.latent_size)
+    state = model.dynamics.start(first)
+    seen = []
+    action_features = model.dynamics.action_features
+    monkeypatch.setattr(model.dynamics, "action_features", lambda actions, anchor: (
+        seen.append(actions.clone()), action_features(actions, anchor))[1])
+    steps = [torch.full((2, 4), value) for value in (0.1, 0.2, 0.3)]
+    for action in steps:
+        model.dynamics.next_latent(state, action, steps=1, cfg_scale=1.0)
+    zero = torch.zeros(2, 4)
+    expected = [[zero, zero, steps[0]], [zero, steps[0], steps[1]], [steps[0], steps[1], steps[2]]]
+    for actions, window in zip(seen, expected):
+        torch.testing.assert_close(actions, torch.stack(window, dim=1))
+    with pytest.raises(ValueError, match="action_history must be in \\[0, context - 1\\]"):
+        WorldModel(TinyConfig(action_history=3), toy_dataset.action_spec)
+    with pytest.raises(ValueError, match="conv-unet"):
+        WorldModel(TinyConfig(trunk="dit", action_history=1), toy_dataset.action_spec)
+
+
 def test_anchored_rollout_sums_the_actions_it_is_given(toy_dataset):
     model = WorldModel(TinyConfig(anchor=True), toy_dataset.action_spec)
     first = torch.zeros(2, model.codec.latent_channels, model.codec.latent_size, model.codec.latent_size)
@@ -129,7 +165,7 @@ def test_anchored_rollout_sums_the_actions_it_is_given(toy_dataset):
         model.dynamics.next_latent(state, action, steps=1, cfg_scale=2.0)
     torch.testing.assert_close(state.anchor.displacement, 3 * steps)
     with pytest.raises(ValueError, match="anchor"):
-        model.dynamics.sample_next(state.context, steps, 1, 1.0)
+        model.dynamics.sample_next(state.context, steps[:, None], 1, 1.0)
     with pytest.raises(ValueError, match="conv-unet"):
         WorldModel(TinyConfig(trunk="dit", anchor=True), toy_dataset.action_spec)
 

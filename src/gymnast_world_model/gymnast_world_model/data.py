@@ -63,7 +63,10 @@ class ClipSampler:
             # Indices before 0 repeat the first frame: the state a rollout starts from.
             index = np.clip(np.arange(start, start + self.clip_length), 0, None)
             frames.append(self.frames[i][index])
-            actions.append(self.actions[i][index[1:] - 1])
+            clip_actions = self.actions[i][index[1:] - 1]
+            # Copies of the first frame were reached by no action (a rollout starts with zeros too).
+            clip_actions[index[1:] == 0] = 0.0
+            actions.append(clip_actions)
             anchor = int(rng.integers(0, index[-2] + 1))
             anchors.append(self.frames[i][anchor])
             displacement.append(self.actions[i][anchor:index[-1]].sum(axis=0))

@@ -113,6 +113,7 @@ class _FiLMResBlock(nn.Module):
 @dataclass
 class _ConvState:
     context: torch.Tensor  # [B, n, C, h, w], clean latents, oldest first
+    history: torch.Tensor  # [B, action_history, A], the actions into the last frames (zeros before the start)
     anchor: Anchor | None
 
 
@@ -125,9 +126,15 @@ class ConvUNetDynamics(Dynamics):
                  channels: tuple[int, ...] = (32, 64, 128), cond_dim: int = 128,
                  context_noise: float = 0.05, action_dropout: float = 0.1, residual_scale: float = 8.0,
                  prediction: str = "x0", self_forcing: float = 0.0, self_forcing_steps: int = 4,
-                 self_forcing_frames: int = 1, anchor: bool = False):
+                 self_forcing_frames: int = 1, anchor: bool = False, action_history: int = 0):
         super().__init__()
         self.anchor = anchor
+        if not 0 <= action_history < context:
+            raise ValueError(f"action_history must be in [0, context - 1] = [0, {context - 1}], got {action_history}")
+        # The arm follows an action with a lag (a mocap weld in Meta-World, a position controller on a
+        # real arm), so the next motion depends on the actions before the last one too; in a long
+        # rollout they are exact where the dreamed frames' apparent velocity is not.
+        self.action_history = action_history
         self.latent_channels, self.action_dim, self.context = latent_channels, action_dim, context
         self.prediction = prediction
         if self_forcing_frames < 1:
@@ -140,8 +147,9 @@ class ConvUNetDynamics(Dynamics):
         self.residual_scale = residual_scale
         self.context_noise, self.action_dropout = context_noise, action_dropout
         self.cond_dim = cond_dim
-        # With an anchor, the action features are the action and the displacement since the anchor.
-        features = 2 * action_dim if anchor else action_dim
+        # The action features: the last 1 + action_history actions, and with an anchor the
+        # displacement since it.
+        features = (1 + action_history + anchor) * action_dim
         self.action_mlp = nn.Sequential(nn.Linear(features, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         self.null_action = nn.Parameter(torch.zeros(cond_dim))
         # Separate embeddings of the target's and the context's noise levels, concatenated.
@@ -165,11 +173,15 @@ class ConvUNetDynamics(Dynamics):
         nn.init.zeros_(self.out.bias)
 
     def action_features(self, actions: torch.Tensor, anchor: Anchor | None) -> torch.Tensor:
+        """actions [B, 1 + action_history, A], oldest first; the last moves the last context frame to the next."""
+        if actions.shape[1] != 1 + self.action_history:
+            raise ValueError(f"expected the last {1 + self.action_history} actions, got {actions.shape[1]}")
+        features = actions.flatten(1)
         if not self.anchor:
-            return actions
+            return features
         if anchor is None:
             raise ValueError("this model was trained with anchor=True and needs the dream's first frame and displacement")
-        return torch.cat([actions, anchor.displacement / DISPLACEMENT_SCALE], dim=-1)
+        return torch.cat([features, anchor.displacement / DISPLACEMENT_SCALE], dim=-1)
 
     def forward(self, noisy: torch.Tensor, context: torch.Tensor, t: torch.Tensor, context_t: torch.Tensor,
                 actions: torch.Tensor, drop: torch.Tensor, anchor_latent: torch.Tensor | None = None) -> torch.Tensor:
@@ -197,7 +209,7 @@ class ConvUNetDynamics(Dynamics):
         return self.out(F.silu(self.out_norm(x)))
 
     def loss(self, latents, actions, drop, anchor=None, padding=None):
-        n, k, batch = self.context, self.forced_frames, latents.shape[0]
+        n, k, h, batch = self.context, self.forced_frames, self.action_history, latents.shape[0]
         length = n + 1 + k
         if latents.shape[1] != length:
             raise ValueError(f"ConvUNetDynamics trains on clips of {length} frames (context {n} + 1"
@@ -216,7 +228,7 @@ class ConvUNetDynamics(Dynamics):
                 for position in range(n, n + k):
                     before = None if anchor is None else Anchor(
                         anchor.latent[forced], anchor.displacement[forced] - actions[forced, position:].sum(1))
-                    frames[:, position] = self.sample_next(frames[:, position - n:position], actions[forced, position - 1],
+                    frames[:, position] = self.sample_next(frames[:, position - n:position], actions[forced, position - 1 - h:position],
                                                            self.self_forcing_steps, 1.0, anchor=before)
             context = context.clone()
             context[forced] = frames[:, -n - 1:-1]
@@ -226,18 +238,19 @@ class ConvUNetDynamics(Dynamics):
         t = torch.rand(batch, device=latents.device)
         noise = torch.randn_like(target)
         x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)
-        output = self(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1], anchor), drop,
+        output = self(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1 - h:], anchor), drop,
                       None if anchor is None else anchor.latent)
         return F.mse_loss(output.float(), goal.float())
 
     def start(self, first, window=0, generator=None):
         anchor = Anchor(first, torch.zeros(first.shape[0], self.action_dim, device=first.device)) if self.anchor else None
-        return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone(), anchor)
+        history = torch.zeros(first.shape[0], self.action_history, self.action_dim, device=first.device)
+        return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone(), history, anchor)
 
     @torch.no_grad()
     def sample_next(self, context: torch.Tensor, actions: torch.Tensor, steps: int, cfg_scale: float,
                     generator: torch.Generator | None = None, anchor: Anchor | None = None) -> torch.Tensor:
-        """The next latent [B, C, h, w] after clean context [B, n, C, h, w] and actions [B, A]."""
+        """The next latent [B, C, h, w] after clean context [B, n, C, h, w] and the last actions [B, 1 + action_history, A]."""
         last = context[:, -1]
         context = self._renoise(context.flatten(0, 1), generator).view_as(context)
         context_t = torch.full(context.shape[:2], self.context_noise, device=context.device)
@@ -255,8 +268,10 @@ class ConvUNetDynamics(Dynamics):
     def next_latent(self, state: _ConvState, actions, steps, cfg_scale, generator=None):
         if state.anchor is not None:
             state.anchor.displacement = state.anchor.displacement + actions
-        latent = self.sample_next(state.context, actions, steps, cfg_scale, generator, state.anchor)
+        recent = torch.cat([state.history, actions[:, None]], dim=1)
+        latent = self.sample_next(state.context, recent, steps, cfg_scale, generator, state.anchor)
         state.context = torch.cat([state.context[:, 1:], latent[:, None]], dim=1)
+        state.history = recent[:, 1:]
         return latent
 
 

@@ -59,6 +59,9 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     # conv-unet: also condition on the dream's first (real) frame and the sum of the actions
     # since it, so long rollouts can re-read the scene and the arm's offset from a clean frame.
     anchor: bool = False
+    # conv-unet: also condition on the actions into the last `action_history` frames (at most
+    # context - 1): the arm lags its commands, so they shape the next motion.
+    action_history: int = 0
 
 
 @WorldModelConfig.register_subclass("cpu-default")
@@ -151,10 +154,12 @@ class WorldModel(nn.Module):
                 context_noise=config.context_noise, action_dropout=config.action_dropout,
                 residual_scale=config.residual_scale, prediction=config.prediction,
                 self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps,
-                self_forcing_frames=config.self_forcing_frames, anchor=config.anchor)
+                self_forcing_frames=config.self_forcing_frames, anchor=config.anchor,
+                action_history=config.action_history)
         elif config.trunk == "dit":
-            if config.anchor:
-                raise ValueError("anchor conditioning is for the conv-unet trunk; the DiT attends over its whole window")
+            if config.anchor or config.action_history:
+                raise ValueError("anchor and action_history are for the conv-unet trunk; the DiT attends over its whole "
+                                 "window, with the action into each frame")
             self.dynamics = SpatioTemporalDiT(
                 channels, size, action_spec.dim, config.patch, config.width, config.depth, config.heads,
                 config.context_noise, config.action_dropout, config.clip_length, prediction=config.prediction)

@@ -256,6 +256,10 @@ class MetaWorldEnv:
         self.steps += 1
         return self.render()
 
+    def hand_positions(self) -> np.ndarray:
+        """[B, 3] end-effector positions (metres) of the active rollouts, for analysis."""
+        return np.stack([sim.obs[:3] for sim in self._active]).astype(np.float32)
+
     def expert_actions(self) -> np.ndarray:
         """The scripted expert's action for each rollout's current state."""
         return np.stack([np.clip(sim.expert.get_action(sim.obs), -1, 1) for sim in self._active]).astype(np.float32)
