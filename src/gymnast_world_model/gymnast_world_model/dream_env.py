@@ -85,8 +85,8 @@ class DreamConfig:
 
     checkpoint: str = "outputs/default/world_model/checkpoint.pt"
     sampling_steps: int = 4
-    # Classifier-free guidance on the actions; 1.5 chosen on episodes the evaluation does not use (docs/world_model).
-    cfg_scale: float = 1.5
+    # Classifier-free guidance on the actions; 1.25 chosen on episodes the evaluation does not use (docs/world_model).
+    cfg_scale: float = 1.25
     context_window: int = 20
     seed: int = 0
     # Where the world model runs: 'auto' = CUDA when available, else CPU. Frames and actions cross as numpy.

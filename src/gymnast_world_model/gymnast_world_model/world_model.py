@@ -67,16 +67,18 @@ class WorldModelConfig(draccus.ChoiceRegistry):
 @WorldModelConfig.register_subclass("cpu-default")
 @dataclass
 class CpuDefaultConfig(WorldModelConfig):
-    """~2.4M-param conv U-Net over the last 3 frames at 64 px (pixel-unshuffle 4 -> 16x16x48).
+    """~2.5M-param conv U-Net over the last 3 frames at 64 px (pixel-unshuffle 4 -> 16x16x48).
 
     Measured per batch of 32 on 2 cores: 0.23 s, vs 0.35 s for unshuffle 2 with (32, 64, 128) (fp32).
     Self-forcing on half of each batch costs ~1.5x per step and still gave the best k = 20
-    fidelity within 30 minutes on 2 cores (docs/world_model/report.md).
+    fidelity within 30 minutes on 2 cores; the two actions before the last add ~1 dB at k = 20
+    (docs/world_model/report.md).
     """
 
     downsample: int = 4
     channels: tuple[int, ...] = (48, 96, 192)
     self_forcing: float = 0.5
+    action_history: int = 2
 
 
 @WorldModelConfig.register_subclass("cpu-dit")
@@ -125,7 +127,9 @@ def encode_config(config: WorldModelConfig) -> dict[str, Any]:
 
 
 def decode_config(data: dict[str, Any]) -> WorldModelConfig:
-    return draccus.decode(WorldModelConfig, data)
+    # Checkpoints saved before `action_history` existed conditioned on the last action only
+    # (cpu-default's default is now 2).
+    return draccus.decode(WorldModelConfig, {"action_history": 0, **data})
 
 
 def make_codec(config: WorldModelConfig) -> FrameCodec:
