@@ -14,7 +14,16 @@ from gymnast_world_model.data import Clips, ClipSampler, split_entries
 from gymnast_world_model.dynamics import SpatioTemporalDiT
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, psnr, ssim
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
-from gymnast_world_model.world_model import TinyConfig, WorldModel, load_world_model, read_checkpoint, resolve_device
+from gymnast_world_model.world_model import (
+    CpuDefaultConfig,
+    TinyConfig,
+    WorldModel,
+    decode_config,
+    encode_config,
+    load_world_model,
+    read_checkpoint,
+    resolve_device,
+)
 
 SPEC = ActionSpec(("dx", "dy", "dz", "gripper"), (-1,) * 4, (1,) * 4, gripper_index=3, gripper_open=-1, gripper_closed=1)
 
@@ -154,6 +163,13 @@ def test_rollout_conditions_on_the_actions_into_its_last_frames(toy_dataset, mon
         WorldModel(TinyConfig(action_history=3), toy_dataset.action_spec)
     with pytest.raises(ValueError, match="conv-unet"):
         WorldModel(TinyConfig(trunk="dit", action_history=1), toy_dataset.action_spec)
+
+
+def test_checkpoints_from_before_the_action_history_load_without_one():
+    saved = encode_config(CpuDefaultConfig())
+    del saved["action_history"]  # what checkpoints written before the option hold
+    assert decode_config(saved).action_history == 0
+    assert CpuDefaultConfig().action_history == 2
 
 
 def test_anchored_rollout_sums_the_actions_it_is_given(toy_dataset):
