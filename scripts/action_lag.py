@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 
+from gymnast_core.collect import HeldRandomActions
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 
 
@@ -26,14 +27,13 @@ def random_walks(episodes: int, steps: int, seed: int) -> tuple[list[np.ndarray]
     for episode in range(episodes):
         (task,) = initial_states(env.config.tasks[episode % len(env.config.tasks)], "train", 1, start=episode)
         env.reset([task])
-        hand, taken, hold_left = [env.hand_positions()[0]], [], 0
+        explore = HeldRandomActions(env.action_spec.dim, rng)
+        hand, taken = [env.hand_positions()[0]], []
         for _ in range(steps):
-            if hold_left == 0:
-                held, hold_left = rng.uniform(-1, 1, env.action_spec.dim).astype(np.float32), int(rng.integers(1, 6))
-            hold_left -= 1
-            env.step(held[None])
+            action = explore().astype(np.float32)
+            env.step(action[None])
             hand.append(env.hand_positions()[0])
-            taken.append(held)
+            taken.append(action)
         positions.append(np.stack(hand))
         actions.append(np.stack(taken))
     env.close()

@@ -75,6 +75,20 @@ def _init_worker(reality: RealityConfig) -> None:
     _worker_env = MetaWorldEnv(reality)
 
 
+class HeldRandomActions:
+    """Random exploration: uniform actions in [-1, 1], each held for 1-5 steps so the arm travels."""
+
+    def __init__(self, dim: int, rng: np.random.Generator):
+        self.dim, self.rng = dim, rng
+        self.held, self.hold_left = np.zeros(dim, np.float32), 0
+
+    def __call__(self) -> np.ndarray:
+        if self.hold_left == 0:
+            self.held, self.hold_left = self.rng.uniform(-1, 1, self.dim), int(self.rng.integers(1, 6))
+        self.hold_left -= 1
+        return self.held
+
+
 def rollout(env: MetaWorldEnv, job: _Job, noise_std: tuple[float, float]) -> Episode:
     """One episode of `job.source` from the job's seeded initial state."""
     (task,) = initial_states(job.task, "train", 1, start=job.seed)
@@ -82,16 +96,14 @@ def rollout(env: MetaWorldEnv, job: _Job, noise_std: tuple[float, float]) -> Epi
     frames = [env.reset([task])[0]]
     actions = []
     sigma = rng.uniform(*noise_std)
-    held, hold_left = np.zeros(env.action_spec.dim, np.float32), 0
+    explore = HeldRandomActions(env.action_spec.dim, rng)
     for _ in range(env.config.max_steps):
         if job.source == "expert":
             action = env.expert_actions()[0]
         elif job.source == "noisy":
             action = env.expert_actions()[0] + rng.normal(0.0, sigma, env.action_spec.dim)
         else:
-            if hold_left == 0:
-                held, hold_left = rng.uniform(-1, 1, env.action_spec.dim), int(rng.integers(1, 6))
-            action, hold_left = held, hold_left - 1
+            action = explore()
         action = env.action_spec.clip(np.asarray(action, np.float32))
         frames.append(env.step(action[None])[0])
         actions.append(action)
