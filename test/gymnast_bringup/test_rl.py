@@ -7,11 +7,19 @@ import pytest
 import torch
 
 from gymnast_bringup.rl import RLConfig, RLRun, agreeing_tasks, agrees, task_disagreement, task_gaps, train_rl
+from gymnast_core.protocols import Verdict
 from gymnast_core.task import Task
+from gymnast_core.verdicts import JudgeUnavailableError
 from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.grpo import CpuGRPOConfig
 from gymnast_reward.judges import JudgeConfig
 from gymnast_world_model.dream_env import DreamConfig
+
+
+def verdict(success, known=None, reason="judged"):
+    known = np.ones(len(success), bool) if known is None else known
+    return Verdict(scores=np.where(known, success, np.nan).astype(np.float32), success=success & known, known=known,
+                   rationales=[reason if not k else "judged" for k in known])
 
 
 def test_agreement_is_checked_per_task_not_on_the_mean():
@@ -28,9 +36,48 @@ def test_agreement_is_checked_episode_by_episode_not_on_the_rate():
             [Task("open the drawer", env_state={"task": "drawer"})] * 10
     real = np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0] + [1] * 10, bool)
     # Reach at 0.6 in both, but on other episodes (as measured before the reach reward was hacked).
-    dreamed = np.array([0, 0, 1, 1, 1, 1, 1, 1, 0, 0] + [1] * 9 + [0], bool)
-    assert task_disagreement(real, dreamed, tasks) == pytest.approx({"reach": 0.4, "drawer": 0.1})
-    assert agreeing_tasks(task_disagreement(real, dreamed, tasks), 0.2) == ["drawer"]
+    dreamed = verdict(np.array([0, 0, 1, 1, 1, 1, 1, 1, 0, 0] + [1] * 9 + [0], bool))
+    assert task_disagreement(real, dreamed, tasks, 0.8) == pytest.approx({"reach": 0.4, "drawer": 0.1})
+    assert agreeing_tasks(task_disagreement(real, dreamed, tasks, 0.8), 0.2) == ["drawer"]
+
+
+def test_unknown_verdicts_are_left_out_of_the_check_or_make_the_judge_unavailable():
+    tasks = [Task("reach", env_state={"task": "reach"})] * 10 + [Task("drawer", env_state={"task": "drawer"})] * 10
+    real = np.ones(20, bool)
+    known = np.ones(20, bool)
+    known[:2] = False  # two reach verdicts the judge could not give: not failures
+    dreamed = verdict(np.array([0, 0] + [1] * 18, bool), known, "unknown: HTTP 503 from http://judge")
+    assert task_disagreement(real, dreamed, tasks, 0.8) == {"reach": 0.0, "drawer": 0.0}
+    known[:5] = False
+    with pytest.raises(JudgeUnavailableError, match=r"5 of 10 verdicts on reach are known.*HTTP 503 from http://judge"):
+        task_disagreement(real, verdict(np.zeros(20, bool), known, "unknown: HTTP 503 from http://judge"), tasks, 0.8)
+
+
+def test_a_judge_outage_neither_gates_nor_halts_and_a_rerun_trains(shipped, tmp_path, chat_server, capsys):
+    from gymnast_bringup.cli import main
+
+    out = tmp_path / "rl"
+    command = ["rl", "--env", "dream", "--policy", str(shipped / "policy_sft"), "--dream.checkpoint", str(shipped / "world_model.pt"),
+               "--judge.backend", "api", "--judge.api.base_url", chat_server.url, "--judge.api.api_key", "sk-test-secret",
+               "--judge.api.retries", "0", "--judge.api.max_calls_per_minute", "1000000", "--updates", "1",
+               "--task_states_per_task", "1", "--validation_episodes_per_task", "1", "--grpo.tasks_per_update", "1",
+               "--grpo.group_size", "2", "--grpo.horizon", "4", "--dream_restart_step", "0", "--gifs", "0",
+               "--gate_tasks", "false", "--halt_on_divergence", "false", "--out", str(out)]
+    chat_server.script = [(503, "down for maintenance", 0.0)]
+    with pytest.raises(SystemExit) as info:
+        main(command)
+    error = capsys.readouterr().err
+    assert info.value.code == 1 and "judge unavailable" in error and "HTTP 503" in error
+    assert "reward hacking" not in error and "DISAGREE" not in error
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["gated_out"] and summary["halted_at"] is None and summary["updates"] == 0
+    assert "sk-test-secret" not in (out / "config.json").read_text()
+    # The endpoint is back: the same command runs the check and trains.
+    chat_server.script = [(200, "The arm reached it.\nFinal Score: 1", 0.0), (200, "It missed.\nFinal Score: 0", 0.0)]
+    main(command)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["updates"] == 1 and summary["judge_unavailable"] == "" and summary["halted_at"] is None
+    assert len((out / "metrics.csv").read_text().splitlines()) == 2  # the header and update 1, once
 
 
 def test_the_gate_keeps_only_the_tasks_the_dream_gets_right():
@@ -76,7 +123,7 @@ def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_drea
     assert videos.shape[:2] == (2, 5)
     # The judged video starts with a task's real frames (history, then the frame the dream restarts from).
     assert any(np.array_equal(videos[0, :3], np.concatenate([t.history, t.initial_frame[None]])) for t in run.task_pool)
-    with pytest.raises(ValueError, match="dream_restart_step 4 must lie in"):
+    with pytest.raises(ValueError, match="dream_restart_step 4: must lie in"):
         RLRun(replace(config, dream_restart_step=4, out=str(tmp_path / "late")))
 
 

@@ -1,10 +1,13 @@
 import json
-import zipfile
+import os
+import subprocess
+import sys
+import zlib
 
 import numpy as np
 import pytest
 
-from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
+from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
 from gymnast_core.dataset import DatasetError, EpisodeDataset
 from gymnast_core.episode import Episode, EpisodeError
 from gymnast_core.task import Task, load_tasks
@@ -154,3 +157,123 @@ def test_task_folders_round_trip(tmp_path):
     (tmp_path / "t0" / "task.json").write_text('{"instruction": ""}')
     with pytest.raises(ValueError, match="instruction"):
         Task.load(tmp_path / "t0")
+
+
+def test_a_second_writer_is_refused_and_the_first_keeps_every_episode(tmp_path):
+    root = tmp_path / "ds"
+    with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC) as first:
+        for i in range(3):
+            first.append(make_episode(seed=i), f"first/{i}")
+        # flock is per open file, so a second writer conflicts in this process and in another.
+        with pytest.raises(DatasetError, match="this process is already writing to this dataset"):
+            EpisodeDataset.create(root, BRIDGE_ACTION_SPEC)
+        code = (f"from gymnast_core.action_spec import BRIDGE_ACTION_SPEC\nfrom gymnast_core.dataset import EpisodeDataset\n"
+                f"EpisodeDataset.create({str(root)!r}, BRIDGE_ACTION_SPEC)")
+        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert other.returncode != 0
+        assert f"DatasetError: {root}: another process (pid {os.getpid()}) is writing to this dataset" in other.stderr
+        for i in range(3, 6):
+            first.append(make_episode(seed=i), f"first/{i}")
+    reopened = EpisodeDataset.open(root)
+    assert [e.key for e in reopened.entries] == [f"first/{i}" for i in range(6)]
+    with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC):  # closing released the lock
+        pass
+
+
+def test_read_only_datasets_refuse_to_write(tmp_path):
+    with EpisodeDataset.create(tmp_path / "ds", BRIDGE_ACTION_SPEC) as writer:
+        writer.append(make_episode(), "a")
+    for dataset in (EpisodeDataset.open(tmp_path / "ds"), writer):
+        with pytest.raises(DatasetError, match="cannot append: this EpisodeDataset is read-only"):
+            dataset.append(make_episode(seed=1), "b")
+        with pytest.raises(DatasetError, match="cannot compute statistics: this EpisodeDataset is read-only"):
+            dataset.compute_stats()
+
+
+def test_statistics_of_an_interrupted_extension_are_recomputed(tmp_path):
+    root = tmp_path / "ds"
+    with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC) as dataset:
+        dataset.append(make_episode(steps=50), "a")
+    old = EpisodeDataset.open(root).action_spec.stats
+    assert old is not None  # closing the writer computed them
+    # Extend with larger actions, then die before the statistics pass.
+    with pytest.raises(RuntimeError):
+        with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC) as dataset:
+            big = make_episode(steps=50, seed=1)
+            big.actions *= 10
+            dataset.append(big, "b")
+            raise RuntimeError("killed")
+    assert EpisodeDataset.open(root).action_spec.stats is None  # not the old q01/q99
+    with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC):  # the rerun: nothing left to add
+        pass
+    reopened = EpisodeDataset.open(root)
+    actions = np.concatenate([e.actions for e in reopened])
+    assert reopened.action_spec.stats == NormStats.from_actions(actions) != old
+
+
+def test_frame_size_and_episode_length_are_fixed(tmp_path):
+    root = tmp_path / "ds"
+    with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC, image_size=16, episode_steps=5, tasks=["eggplant"]) as dataset:
+        dataset.append(make_episode(size=16, steps=5), "a")
+        with pytest.raises(DatasetError, match=r"episode 'b' has 32x32 frames, the dataset's are 16x16"):
+            dataset.append(make_episode(size=32, steps=5), "b")
+        with pytest.raises(DatasetError, match=r"episode 'c' has 3 steps, the dataset's have 5"):
+            dataset.append(make_episode(size=16, steps=3), "c")
+    index = (root / "index.json").read_text()
+    with pytest.raises(DatasetError, match=r"holds 16x16 frames .* cannot add 32x32 frames"):
+        EpisodeDataset.create(root, BRIDGE_ACTION_SPEC, image_size=32)
+    with pytest.raises(DatasetError, match=r"holds episodes of \[5\] steps .* cannot add 10-step episodes"):
+        EpisodeDataset.create(root, BRIDGE_ACTION_SPEC, episode_steps=10)
+    assert (root / "index.json").read_text() == index
+    # Extending with another task adds it to info.json's list.
+    with EpisodeDataset.create(root, BRIDGE_ACTION_SPEC, image_size=16, episode_steps=5, tasks=["drawer", "eggplant"]):
+        pass
+    assert EpisodeDataset.open(root).info["tasks"] == ["eggplant", "drawer"]
+
+
+def test_without_a_declared_size_the_first_episode_fixes_it_and_lengths_are_free(tmp_path):
+    with EpisodeDataset.create(tmp_path / "ds", BRIDGE_ACTION_SPEC) as dataset:
+        dataset.append(make_episode(size=16, steps=5), "a")
+        dataset.append(make_episode(size=16, steps=3), "b")
+        with pytest.raises(DatasetError, match="32x32 frames, the dataset's are 16x16"):
+            dataset.append(make_episode(size=32), "c")
+    assert EpisodeDataset.open(tmp_path / "ds").info["image_size"] == [16, 16]
+
+
+def test_every_single_byte_flip_gives_a_dataset_error_or_the_same_episode(tmp_path):
+    dataset = EpisodeDataset.create(tmp_path / "ds", BRIDGE_ACTION_SPEC)
+    # Smooth frames, as a camera gives: deflate codes them (random bytes would be stored raw).
+    frames = np.broadcast_to(np.arange(0, 256, 16, dtype=np.uint8)[None, :, None, None], (3, 16, 16, 3))
+    original = Episode(frames.copy(), np.full((2, 7), 0.01, np.float32), "open the drawer", True, {"task": "drawer"})
+    path = tmp_path / "ds" / dataset.append(original, "a").file
+    data = path.read_bytes()
+    causes = set()
+    for offset in range(len(data)):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0x10
+        path.write_bytes(flipped)
+        try:
+            loaded = dataset.load(0)
+        except DatasetError as exc:
+            assert "a.npz" in str(exc)
+            causes.add(type(exc.__cause__))
+        else:
+            np.testing.assert_array_equal(loaded.frames, original.frames)
+            np.testing.assert_array_equal(loaded.actions, original.actions)
+    assert zlib.error in causes  # a broken deflate stream, not only bad CRCs
+
+
+@pytest.mark.parametrize(
+    "field, value, expected",
+    [("num_steps", "forty", "an integer >= 1"), ("num_steps", 0, "an integer >= 1"), ("num_steps", True, "an integer"),
+     ("success", "yes", "true, false or null"), ("task", 3, "a string")],
+)
+def test_index_fields_of_the_wrong_type_are_named(tmp_path, field, value, expected):
+    dataset = EpisodeDataset.create(tmp_path / "ds", BRIDGE_ACTION_SPEC)
+    dataset.append(make_episode(), "a")
+    dataset.append(make_episode(seed=1), "b")
+    index = json.loads((tmp_path / "ds" / "index.json").read_text())
+    index["episodes"][1][field] = value
+    (tmp_path / "ds" / "index.json").write_text(json.dumps(index))
+    with pytest.raises(DatasetError, match=rf"index.json: row 1 field '{field}' is .*, expected {expected}"):
+        EpisodeDataset.open(tmp_path / "ds")

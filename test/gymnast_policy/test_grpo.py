@@ -8,6 +8,7 @@ from gymnast_core.action_spec import NormStats
 from gymnast_core.envs.metaworld_env import METAWORLD_ACTION_SPEC
 from gymnast_core.protocols import Verdict
 from gymnast_core.task import Task
+from gymnast_core.verdicts import JudgeUnavailableError
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.grpo import (GRPOConfig, GRPOTrainer, clipped_surrogate, group_advantages, keep_groups, kl_k3,
                                  mean_per_key)
@@ -151,7 +152,30 @@ def test_resume_gives_the_same_next_update(kl_coef):
 
 
 def test_bad_grpo_config_is_a_clear_error():
-    with pytest.raises(ValueError, match="reward must be 'success' or 'score'"):
+    with pytest.raises(ValueError, match="--reward 'dense': must be 'success' or 'score'"):
         GRPOTrainer(BiasPolicy(), PushRightEnv(), BrightnessJudge(), GRPOConfig(reward="dense"))
     with pytest.raises(ValueError, match="dynamic-sampling range"):
         GRPOTrainer(BiasPolicy(), PushRightEnv(), BrightnessJudge(), GRPOConfig(keep_success_low=0.9, keep_success_high=0.1))
+    with pytest.raises(ValueError, match="--group_size 1: must be at least 2"):
+        GRPOTrainer(BiasPolicy(), PushRightEnv(), BrightnessJudge(), GRPOConfig(group_size=1))
+
+
+class DownJudge:
+    """An API judge during an outage: every verdict unknown, with the reason."""
+
+    name = "api"
+
+    def judge(self, videos, instructions):
+        count = len(videos)
+        return Verdict(np.full(count, np.nan, np.float32), np.zeros(count, bool), np.zeros(count, bool),
+                       ["unknown: ConnectionRefusedError talking to http://127.0.0.1:9/v1"] * count)
+
+
+def test_an_update_with_too_few_known_verdicts_takes_no_step():
+    torch.manual_seed(0)
+    policy = BiasPolicy()
+    before = policy.bias.detach().clone()
+    trainer = GRPOTrainer(policy, PushRightEnv(), DownJudge(), GRPOConfig(group_size=4, tasks_per_update=2, horizon=3, lr=0.05))
+    with pytest.raises(JudgeUnavailableError, match="0 of 8 verdicts on push right are known.*ConnectionRefusedError"):
+        trainer.update(TASKS[:2])
+    torch.testing.assert_close(policy.bias.detach(), before)

@@ -1,8 +1,13 @@
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, ActionSpec, NormStats
+from gymnast_core.config_checks import ConfigError
+from gymnast_core.torch_files import load_torch
 from gymnast_policy.augment import color_jitter, random_shift_crop
 from gymnast_policy.checkpoint import load_policy, save_policy
 from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
@@ -139,5 +144,15 @@ def test_sft_on_a_toy_dataset_lowers_loss_and_resumes(tmp_path):
     bright, dark = np.full((1, 32, 32, 3), 220, np.uint8), np.full((1, 32, 32, 3), 30, np.uint8)
     assert policy.act(bright, ["move"], 0).actions[0, 0, 0] > 0.3
     assert policy.act(dark, ["move"], 0).actions[0, 0, 0] < -0.3
-    state = torch.load(tmp_path / "sft" / "train_state.pt", weights_only=False)
-    assert state["step"] == 60
+    assert load_torch(tmp_path / "sft" / "train_state.pt", "SFT state")["step"] == 60
+    # A log row an interrupted run wrote after its last checkpoint is written again by the resumed run, once.
+    with open(tmp_path / "sft" / "metrics.jsonl", "a") as handle:
+        handle.write(json.dumps({"step": 90, "loss": 0.0}) + "\n")
+    train_sft(config)
+    assert [json.loads(line)["step"] for line in (tmp_path / "sft" / "metrics.jsonl").read_text().splitlines()] == [30, 60]
+    # A resume with other settings names them and refuses, before any weights are loaded.
+    for changed, named in ((replace(config, lr=1e-2), "lr: 0.003 -> 0.01"), (replace(config, steps=80), "steps: 60 -> 80"),
+                           (replace(config, policy=replace(TINY, width=64)), "policy.width: 32 -> 64"),
+                           (replace(config, demos_per_task=2), "demos_per_task: 0 -> 2")):
+        with pytest.raises(ConfigError, match=named):
+            train_sft(changed)

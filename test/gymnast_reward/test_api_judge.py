@@ -1,58 +1,14 @@
 """The `api` judge against a real OpenAI-compatible HTTP server on 127.0.0.1."""
 
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import numpy as np
 import pytest
 
 from gymnast_reward.api_judge import ApiJudge, ApiJudgeConfig
 
 
-class FakeChatServer:
-    """Answers POST /v1/chat/completions from a script of (status, content, delay_s) replies."""
-
-    def __init__(self):
-        self.script: list[tuple[int, str, float]] = []
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status, content, delay = server.script.pop(0) if len(server.script) > 1 else server.script[0]
-                time.sleep(delay)
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
-                                      "usage": {"prompt_tokens": 100, "completion_tokens": 20}}).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client timed out first
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def server():
-    fake = FakeChatServer()
-    yield fake
-    fake.close()
+def server(chat_server):
+    return chat_server
 
 
 VIDEOS = np.random.default_rng(0).integers(0, 256, (2, 7, 16, 16, 3), dtype=np.uint8)
@@ -120,3 +76,20 @@ def test_endpoint_down_is_unknown():
     judge = ApiJudge(ApiJudgeConfig(base_url="http://127.0.0.1:9/v1", timeout_s=0.5, retries=1, backoff_s=0.01))
     verdict = judge.judge(VIDEOS[:1], ["open the drawer"])
     assert not verdict.known[0] and "127.0.0.1:9" in verdict.rationales[0]
+
+
+HTML_PAGE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 46\r\n\r\n"
+             b"<html><body>Sign in to the proxy</body></html>")
+
+
+@pytest.mark.parametrize("raw, cause", [
+    (HTML_PAGE, "not JSON"),
+    (b"GARBAGE 12 what\r\n\r\n", "BadStatusLine"),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n[1, 2, 3]   ", "malformed"),
+])
+def test_malformed_answers_are_unknown_not_a_crash(server, raw, cause):
+    server.script = [(None, raw, 0.0)]
+    judge = make_judge(server)
+    verdict = judge.judge(VIDEOS[:1], ["open the drawer"])
+    assert not verdict.known[0] and not verdict.success[0] and np.isnan(verdict.scores[0])
+    assert cause in verdict.rationales[0] and judge.usage.failures == 1

@@ -28,12 +28,14 @@ from gymnast_core.atomic import atomic_open, config_as_json, read_json, write_js
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.episode import Episode
+from gymnast_core.resume import NOT_RESULT_SETTINGS, differences
+from gymnast_core.verdicts import known_rates
 from gymnast_policy.checkpoint import load_policy
 from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, standard_error
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
-from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, dream_success, success_rates, train_rl, with_real_frames
+from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
 
 ARMS = ("sft", "world-gymnast", "sim-rl", "iter-sft", "real-rl")
 ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-gymnast": "World-Gymnast", "real-rl": "Real-RL"}
@@ -68,14 +70,6 @@ class BenchConfig:
     command: str = "gymnast bench dream-to-real"
 
 
-# Settings, at any depth, that do not change what an arm learns: where it writes, what is run, where it computes.
-NOT_CACHED_ON = ("command", "out", "report", "arms", "seeds", "threads", "device")
-
-
-def cached_on(settings: dict) -> dict:
-    return {k: cached_on(v) if isinstance(v, dict) else v for k, v in settings.items() if k not in NOT_CACHED_ON}
-
-
 def model_digests(config: BenchConfig) -> dict[str, str | None]:
     """SHA-256 of the models the arms start from, keyed by setting; None for one not trained yet."""
     paths = {"sft_policy": config.sft_policy, "judge.path": config.judge.path, "dream.checkpoint": config.dream.checkpoint}
@@ -98,21 +92,21 @@ def check_cache(config: BenchConfig) -> None:
     judge or the GRPO settings, or after retraining a model at the same path, would silently
     put stale arms in the table.
     """
-    settings = cached_on(config_as_json(config)) | model_digests(config)
+    settings = config_as_json(config) | model_digests(config)
     path = Path(config.out) / "bench_settings.json"
     # Nothing cached yet (e.g. an earlier start failed before training anything): the settings are free.
     if not path.exists() or not any(p != path for p in path.parent.iterdir()):
         write_json(path, settings)
         return
-    saved = cached_on(read_json(path))
+    saved = read_json(path)
     # A model that did not exist at the first start was trained by that run (`gymnast run --from_scratch`).
     adopted = {k: v for k, v in settings.items() if k.startswith("sha256 of ") and k in saved and saved[k] is None}
     if adopted:
         write_json(path, saved := saved | adopted)
-    changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
+    changed = differences(saved, settings, NOT_RESULT_SETTINGS)
     if changed:
-        raise ValueError(f"{config.out} holds arms trained or evaluated with other settings ({', '.join(changed)} differ "
-                         f"from {path}); use a fresh --out, or delete the arms that no longer apply and {path.name}")
+        raise ValueError(f"{config.out} holds arms trained or evaluated with other settings ({'; '.join(changed)}, "
+                         f"recorded in {path}); use a fresh --out, or delete the arms that no longer apply and {path.name}")
 
 
 def train_iter_sft(config: BenchConfig, folder: Path) -> Path:
@@ -129,21 +123,22 @@ def train_iter_sft(config: BenchConfig, folder: Path) -> Path:
                 name, "train", config.iter_sft_rollouts_per_task, RL_TASK_SEEDS)], reality)
         finally:
             reality.close()
-        dataset = EpisodeDataset.create(data_dir, env.action_spec, image_size=env.image_size, tasks=list(config.reality.tasks))
-        for start in tqdm(range(0, len(tasks), 32), desc="iter-sft dreams", unit="batch"):
-            batch = tasks[start:start + 32]
-            with torch.no_grad():
-                videos, actions = rollout(env, batch, lambda f, i: policy.act(f, i, 1.0).actions, config.rl.grpo.horizon,
-                                          policy.image_size)
-            verdict = judge.judge(videos, [t.instruction for t in batch])
-            for i in np.flatnonzero(verdict.success):
-                task = batch[i]
-                dataset.append(Episode(videos[i], actions[i], task.instruction, True,
-                                       {"source": "dream", "task": task.env_state["task"], "judge": judge.name}),
-                               f"{task.env_state['task']}/dream/{task.env_state['seed']}")
-        if not len(dataset):
-            raise ValueError("iter-sft: the judge accepted none of the SFT policy's dream rollouts")
-        dataset.compute_stats()
+        # Leaving the block computes the statistics and releases the writer lock.
+        with EpisodeDataset.create(data_dir, env.action_spec, image_size=env.image_size,
+                                   tasks=list(config.reality.tasks)) as dataset:
+            for start in tqdm(range(0, len(tasks), 32), desc="iter-sft dreams", unit="batch"):
+                batch = tasks[start:start + 32]
+                with torch.no_grad():
+                    videos, actions = rollout(env, batch, lambda f, i: policy.act(f, i, 1.0).actions,
+                                              config.rl.grpo.horizon, policy.image_size)
+                verdict = judge.judge(videos, [t.instruction for t in batch])
+                for i in np.flatnonzero(verdict.success):
+                    task = batch[i]
+                    dataset.append(Episode(videos[i], actions[i], task.instruction, True,
+                                           {"source": "dream", "task": task.env_state["task"], "judge": judge.name}),
+                                   f"{task.env_state['task']}/dream/{task.env_state['seed']}")
+            if not len(dataset):
+                raise ValueError("iter-sft: the judge accepted none of the SFT policy's dream rollouts")
         write_json(data_dir / "done.json", {"kept": len(dataset), "rollouts": len(tasks)})
     train_sft(SFTConfig(dataset=config.dataset, out=str(policy_dir), init=config.sft_policy, mix_dataset=str(data_dir),
                         steps=config.iter_sft_steps, max_minutes=0, threads=config.threads))
@@ -206,7 +201,8 @@ def dream_estimate(config: BenchConfig, arm: str, policy_dir: Path) -> dict:
                                   for t in initial_states(name, "eval", config.dream_episodes_per_task)], reality)
     finally:
         reality.close()
-    per_task = success_rates(dream_success(policy, env, judge, tasks, config.reality.max_steps), tasks)
+    verdicts = dream_verdicts(policy, env, judge, tasks, config.reality.max_steps)
+    per_task = known_rates(verdicts.success, verdicts, task_names(tasks), config.rl.grpo.min_known_verdicts)
     estimate = {"per_task": per_task, "mean": float(np.mean(list(per_task.values()))), "judge": judge.name}
     write_json(path, estimate)
     return estimate

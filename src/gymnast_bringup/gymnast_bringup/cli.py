@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Tuple
 
 import draccus
-from draccus.utils import DecodingError
+import yaml
+from draccus.utils import ParsingError
 
 from gymnast_bringup import bench, commands, console, graph, rl
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
+from gymnast_core.config_checks import check_config
 from gymnast_core.dataset import DatasetError
+from gymnast_core.verdicts import JudgeUnavailableError
 from gymnast_policy import evaluate as policy_eval
 from gymnast_policy import sft
 from gymnast_reward import calibrate as judge_calibrate
@@ -60,6 +63,38 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _decode_names(raw: Any, path: tuple[str, ...]) -> tuple[str, ...]:
+    """A list of names; one name alone (`--reality.tasks reach-v3`) is a one-element list, not its letters."""
+    if isinstance(raw, str):
+        if "," in raw:
+            raise ValueError(f"{raw!r} is one name with a comma in it; write several as '[{raw}]'")
+        return (raw,)
+    if isinstance(raw, (list, tuple)) and all(isinstance(item, str) for item in raw):
+        return tuple(raw)
+    raise ValueError(f"expected a name or a list of names like '[reach-v3,push-v3]', got {raw!r}")
+
+
+# draccus looks decoders up by the typing form of an annotation.
+draccus.decode.register(Tuple[str, ...], _decode_names)
+
+
+def parse_config(name: str, config_type: type, args: list[str]) -> Any:
+    """The command's config from defaults, YAML and flags; SystemExit(2) with a one-line reason on bad input."""
+    try:
+        return draccus.parse(config_type, args=args, prog=f"gymnast {name}")
+    except (ParsingError, FileNotFoundError, yaml.YAMLError) as exc:
+        message = ""
+        while exc is not None:  # draccus wraps the YAML error or the rule that failed
+            reason = " ".join(str(exc).split())
+            if reason not in message:
+                message = f"{message}: {reason}" if message else reason
+            exc = exc.__cause__
+        if "tuple" in message or "list" in message:
+            message += "\n(lists are written '[a,b]', e.g. --reality.tasks '[reach-v3,push-v3]')"
+        print(f"gymnast {name}: bad config: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: gymnast <command> [--config_path FILE.yaml] [--field value ...]", "", "commands:"]
@@ -88,14 +123,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"gymnast: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
     command = COMMANDS[name]
+    config = parse_config(name, command.config, rest)
     try:
-        config = draccus.parse(command.config, args=rest, prog=f"gymnast {name}")
-    except DecodingError as exc:
-        print(f"gymnast {name}: bad config: {exc}", file=sys.stderr)
-        raise SystemExit(2) from exc
-    try:
+        check_config(config)
         command.run(config)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, FileNotFoundError, ValueError, JudgeUnavailableError) as exc:
         print(f"gymnast {name}: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
 

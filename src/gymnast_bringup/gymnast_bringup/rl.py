@@ -18,17 +18,21 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from gymnast_core.atomic import atomic_open, config_as_json, read_json, write_json
+from gymnast_core.atomic import read_json, write_json
+from gymnast_core.config_checks import at_least, check_config
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, ShiftConfig, initial_states
-from gymnast_core.protocols import BatchedEnv, Judge
+from gymnast_core.protocols import BatchedEnv, Judge, Verdict
+from gymnast_core.resume import record_config, rewind_rows
 from gymnast_core.task import Task
+from gymnast_core.torch_files import load_torch, save_torch
+from gymnast_core.verdicts import JudgeUnavailableError, known_rates
 from gymnast_core.video import save_gif
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
@@ -38,6 +42,8 @@ from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
 ENVS = ("dream", "sim", "reality")
+# Settings a resumed run takes up as they are now: more updates, validations or GIFs.
+RESUMABLE_CHANGES = ("updates", "validate_every", "gifs")
 # Initial-state seed blocks of the 'train' split that no dataset uses: RL tasks and validation.
 RL_TASK_SEEDS, VALIDATION_SEEDS = 300_000, 400_000
 
@@ -91,6 +97,14 @@ class RLConfig:
     seed: int = 0
     threads: int = 2
 
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.env not in ENVS:
+            yield "env", f"must be one of {', '.join(ENVS)}"
+        yield from at_least(self, {"updates": 1, "task_states_per_task": 1, "validation_episodes_per_task": 1,
+                                   "validate_every": 0, "refresh_restarts_every": 0, "gifs": 0, "threads": 1})
+        if self.env == "dream" and not 0 <= self.dream_restart_step < self.grpo.horizon:
+            yield "dream_restart_step", f"must lie in [0, the horizon {self.grpo.horizon}): the dream has to run at least one step"
+
 
 def make_rl_env(config: RLConfig) -> tuple[BatchedEnv, Judge]:
     """The rollout env and its reward: the judge in the dream, ground truth in sim and reality."""
@@ -118,7 +132,8 @@ def restarted(tasks: Sequence[Task], videos: np.ndarray, step: int) -> list[Task
 
 
 def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
-    return mean_per_key(success.astype(np.float64), [t.env_state["task"] for t in tasks])
+    """Per-task rates of ground-truth outcomes (a judge's verdicts go through `known_rates`)."""
+    return mean_per_key(success.astype(np.float64), task_names(tasks))
 
 
 def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float]) -> dict[str, float]:
@@ -126,12 +141,12 @@ def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float])
     return {task: dream_per_task[task] - real for task, real in real_per_task.items()}
 
 
-def task_disagreement(real: np.ndarray, dreamed: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
-    """Per task, the fraction of episodes whose dream verdict differs from their real outcome.
+def task_disagreement(real: np.ndarray, dreamed: Verdict, tasks: Sequence[Task], min_known: float) -> dict[str, float]:
+    """Per task, the fraction of episodes (with a known verdict) whose dream verdict differs from their real outcome.
 
     At least |dream - real| of the task's rates, and larger when the dream gets different
     episodes right than reality does: the reward GRPO sees is per episode."""
-    return success_rates(real != dreamed, tasks)
+    return known_rates(real != dreamed.success, dreamed, task_names(tasks), min_known)
 
 
 def agrees(disagreement: dict[str, float], tolerance: float) -> bool:
@@ -146,17 +161,21 @@ def agreeing_tasks(disagreement: dict[str, float], tolerance: float) -> list[str
     return [task for task, value in disagreement.items() if abs(value) <= tolerance + 1e-9]
 
 
-def dream_success(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
-                  batch_size: int = 32) -> np.ndarray:
-    """Greedy rollouts in the dream from the tasks' real first frames, as the judge scores them: bool [N]."""
+def dream_verdicts(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
+                   batch_size: int = 32) -> Verdict:
+    """The judge's verdicts on greedy rollouts in the dream from the tasks' real first frames."""
     choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
-    success = []
+    verdicts = []
     for start in range(0, len(tasks), batch_size):
         batch = tasks[start:start + batch_size]
         with torch.no_grad():
             videos, _ = rollout(env, batch, choose, horizon, policy.image_size)
-        success.append(judge.judge(videos, [t.instruction for t in batch]).success)
-    return np.concatenate(success)
+        verdicts.append(judge.judge(videos, [t.instruction for t in batch]))
+    return Verdict.concat(verdicts)
+
+
+def task_names(tasks: Sequence[Task]) -> list[str]:
+    return [t.env_state["task"] for t in tasks]
 
 
 class RealityCheck:
@@ -179,11 +198,14 @@ class RealityCheck:
         if self.dream_env is not None:
             # The dream starts from the real rollout's frame at the restart step (its first frame at 0).
             tasks = restarted(self.tasks, videos, self.config.dream_restart_step)
-            dreamed = dream_success(policy, self.dream_env, self.judge, tasks, self.config.grpo.horizon)
-            result.update(dream_success=float(dreamed.mean()), dream_per_task=success_rates(dreamed, self.tasks))
+            dreamed = dream_verdicts(policy, self.dream_env, self.judge, tasks, self.config.grpo.horizon)
+            min_known = self.config.grpo.min_known_verdicts
+            # known_rates first: it raises JudgeUnavailableError when too few verdicts are known.
+            result["dream_per_task"] = known_rates(dreamed.success, dreamed, task_names(self.tasks), min_known)
+            result.update(dream_success=float(dreamed.success[dreamed.known].mean()), unknown_verdicts=int((~dreamed.known).sum()))
             result["gap"] = result["dream_success"] - result["real_success"]
             result["task_gaps"] = task_gaps(result["real_per_task"], result["dream_per_task"])
-            result["task_disagreement"] = task_disagreement(real, dreamed, self.tasks)
+            result["task_disagreement"] = task_disagreement(real, dreamed, self.tasks, min_known)
             result["agrees"] = agrees(result["task_disagreement"], self.config.agreement_tolerance)
         return result
 
@@ -206,12 +228,12 @@ class RLRun:
     """The loop with its files: policy/, trainer_state.pt, metrics.csv, validation.jsonl, tensorboard/, gifs/."""
 
     def __init__(self, config: RLConfig):
-        if config.env == "dream" and not 0 <= config.dream_restart_step < config.grpo.horizon:
-            raise ValueError(f"dream_restart_step {config.dream_restart_step} must lie in [0, the horizon "
-                             f"{config.grpo.horizon}): the dream has to run at least one step")
+        check_config(config)
         self.config, self.out = config, Path(config.out)
         torch.set_num_threads(config.threads)
         resume = (self.out / "trainer_state.pt").exists()
+        # Before anything is loaded: a changed dataset, lr, ... must not continue the old run.
+        record_config(self.out, config, "gymnast rl", resuming=resume, may_change=RESUMABLE_CHANGES)
         self.policy = load_policy(self.out / "policy" if resume else config.policy)
         self.env, self.judge = make_rl_env(config)
         # Sim-RL learns from the simulator's dense ground-truth reward, as the paper's SIMPLER baseline did.
@@ -256,11 +278,10 @@ class RLRun:
                  "env_rng": generator.get_state() if generator is not None else None,
                  "real_episodes": self.real_episodes, "validation_real_episodes": self.check.real_episodes,
                  "rl_tasks": self.rl_tasks, "validated_update": self.validated_update, "halted_at": self.halted_at}
-        with atomic_open(self.out / "trainer_state.pt", "wb") as handle:
-            torch.save(state, handle)
+        save_torch(self.out / "trainer_state.pt", state)
 
     def _load_state(self) -> None:
-        state = torch.load(self.out / "trainer_state.pt", map_location="cpu", weights_only=False)
+        state = load_torch(self.out / "trainer_state.pt", "RL trainer state")
         self.update_index, self.real_episodes = state["update"], state["real_episodes"]
         self.check.real_episodes = state["validation_real_episodes"]
         self.rl_tasks = state["rl_tasks"]
@@ -314,16 +335,27 @@ class RLRun:
     def run(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
 
-        config = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_json(self.out / "config.json", {"command": "gymnast rl", **config_as_json(config)})
         if self.halted_at is not None:  # halted for reward hacking: resuming must not train on
             return self._write_summary()
+        # Each update's rows appear once: rows an interrupted run logged after its last saved update
+        # (the pre-RL check's included, when it saved none) are logged again by this run.
+        for log in ("metrics.csv", "validation.jsonl"):
+            rewind_rows(self.out / log, "update", self.update_index if self.update_index else -1)
         writer = SummaryWriter(str(self.out / "tensorboard"))
+        try:
+            return self._train(writer)
+        except JudgeUnavailableError as exc:
+            self._write_summary(judge_unavailable=str(exc))
+            raise JudgeUnavailableError(f"{exc}. No task was gated out and RL was not halted; rerun the same command "
+                                        "once the judge answers again: it resumes from the last saved update") from exc
+        finally:
+            writer.close()
+
+    def _train(self, writer) -> dict:
+        config = self.config
         if self.update_index == 0:
             if not self._check_before_rl(writer):
                 self._save_state()
-                writer.close()
                 return self._write_summary(gated_out=True)
             if self.check.dream_env is not None:  # the policy a halt for reward hacking goes back to
                 save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": config.env, "updates": 0}})
@@ -367,7 +399,6 @@ class RLRun:
                 self._save_state()
                 if self.halted_at is not None:
                     break
-        writer.close()
         return self._write_summary()
 
     def _keep_or_halt(self, result: dict) -> None:
@@ -387,11 +418,13 @@ class RLRun:
         self.policy.load_state_dict(load_policy(self.out / "validated_policy").state_dict())
         self.halted_at = self.update_index
 
-    def _write_summary(self, gated_out: bool = False) -> dict:
+    def _write_summary(self, gated_out: bool = False, judge_unavailable: str = "") -> dict:
         # gated_out: the pre-RL check found no task to trust the dream on, so RL made no update.
+        # judge_unavailable: why the run stopped without a verdict to go on; a rerun retries.
         summary = {"env": self.config.env, "updates": self.update_index, "real_episodes_rl": self.real_episodes,
                    "real_episodes_validation": self.check.real_episodes, "gated_out": gated_out,
-                   "halted_at": self.halted_at, "kept_policy_of_update": self.update_index if self.halted_at is None else self.validated_update}
+                   "halted_at": self.halted_at, "kept_policy_of_update": self.update_index if self.halted_at is None else self.validated_update,
+                   "judge_unavailable": judge_unavailable}
         write_json(self.out / "summary.json", summary)
         return summary
 
@@ -403,11 +436,12 @@ class RLRun:
 
 def train_rl(config: RLConfig) -> Path:
     """Run (or resume) RL; returns the folder of the final policy."""
-    if config.env not in ENVS:
-        raise ValueError(f"unknown RL env {config.env!r}; choose one of {', '.join(ENVS)}")
+    check_config(config)
     if (Path(config.out) / "summary.json").exists():
+        record_config(config.out, config, "gymnast rl", resuming=True, may_change=RESUMABLE_CHANGES)
         summary = read_json(Path(config.out) / "summary.json")
-        if summary["updates"] >= config.updates or summary.get("gated_out") or summary.get("halted_at") is not None:
+        finished = summary["updates"] >= config.updates or summary.get("gated_out") or summary.get("halted_at") is not None
+        if finished and not summary.get("judge_unavailable"):
             return Path(config.out) / "policy"
     run = RLRun(config)
     started = time.monotonic()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -14,10 +14,15 @@ from typing import IO, Any, Iterator
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside `path`; on success fsync it and rename it over `path`."""
+    """Open a temporary file beside `path`; on success fsync it and rename it over `path`.
+
+    The file gets the permissions a plain open() would give it (0o666 less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # Not tempfile.mkstemp: it always makes 0o600 files. The kernel applies the umask to this mode.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -28,11 +33,32 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable: without this a crash can bring back the old file."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# Config fields that hold credentials: never written to a run's files.
+SECRET_FIELDS = ("api_key", "token", "password")
+REDACTED = "<redacted>"
 
 
 def config_as_json(config: Any) -> dict[str, Any]:
-    """A dataclass config as plain JSON values (tuples become lists, anything else a string)."""
-    return json.loads(json.dumps(asdict(config), default=str))
+    """A dataclass config as plain JSON values (tuples become lists, anything else a string), with
+    credentials (non-empty SECRET_FIELDS) replaced by REDACTED."""
+    return _redacted(json.loads(json.dumps(asdict(config), default=str)))
+
+
+def _redacted(settings: dict[str, Any]) -> dict[str, Any]:
+    return {key: _redacted(value) if isinstance(value, dict) else REDACTED if key in SECRET_FIELDS and value else value
+            for key, value in settings.items()}
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -6,7 +6,7 @@ Three sources, so the world model and the judge see plenty of failures and near-
   random  exploration: random actions held for a few steps, so the arm travels.
 Every episode is fully determined by its key's seed, so an interrupted collection resumes by
 skipping keys already in the dataset. Episodes are produced by a process pool and written by
-this process alone.
+this process alone, which holds the dataset's writer lock.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import multiprocessing as mp
 import warnings
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, format_summary
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.episode import Episode
@@ -46,6 +48,9 @@ class CollectConfig:
     first_seed: int = 0
     # Worker processes (one per core).
     workers: int = 2
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"expert": 0, "noisy": 0, "random": 0, "first_seed": 0, "workers": 1})
 
 
 @dataclass(frozen=True)
@@ -124,19 +129,19 @@ def _run_job(args: tuple[_Job, tuple[float, float]]) -> tuple[_Job, Episode]:
 
 
 def collect(config: CollectConfig) -> EpisodeDataset:
-    dataset = EpisodeDataset.create(
+    # Locks the folder and checks a resumed dataset's actions, frame size and episode length
+    # before any worker starts; leaving the block computes statistics over every episode.
+    with EpisodeDataset.create(
         config.out, MetaWorldEnv(config.reality).action_spec, image_size=config.reality.image_size,
-        tasks=list(config.reality.tasks),
-    )
-    todo = [job for job in plan_jobs(config) if job.key not in dataset]
-    if todo:
-        ctx = mp.get_context("spawn")
-        with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config.reality,)) as pool:
-            results = pool.imap_unordered(_run_job, [(job, config.noise_std) for job in todo])
-            for job, episode in tqdm(results, total=len(todo), desc="collect", unit="episode"):
-                dataset.append(episode, job.key)
-    if todo or dataset.action_spec.stats is None:
-        dataset.compute_stats()
+        episode_steps=config.reality.max_steps, tasks=list(config.reality.tasks),
+    ) as dataset:
+        todo = [job for job in plan_jobs(config) if job.key not in dataset]
+        if todo:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config.reality,)) as pool:
+                results = pool.imap_unordered(_run_job, [(job, config.noise_std) for job in todo])
+                for job, episode in tqdm(results, total=len(todo), desc="collect", unit="episode"):
+                    dataset.append(episode, job.key)
     return dataset
 
 

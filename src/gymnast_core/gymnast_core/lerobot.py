@@ -76,46 +76,47 @@ def import_lerobot_v3(
     if not episodes:
         raise DatasetError(f"{root / 'meta/episodes'}: no episode metadata found")
 
-    dataset = EpisodeDataset.create(dst, action_spec, fps=info.get("fps"), imported_from=str(root))
-    # Episodes are stored in file order, so one open data file and one decoded video suffice.
-    data_cache: dict[str, dict] = {}
-    video_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    fps = float(info["fps"])
-    for ep in tqdm(episodes, desc=f"import {root.name}", unit="episode"):
-        key = f"{source}/episode_{ep['episode_index']:06d}"
-        if key in dataset:
-            continue
-        data_file = info["data_path"].format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
-        if data_file not in data_cache:
-            table = pq.read_table(root / data_file, columns=[action_key, "episode_index", "frame_index"])
-            data_cache = {data_file: {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}}
-        data = data_cache[data_file]
-        rows = np.flatnonzero(data["episode_index"] == ep["episode_index"])
-        rows = rows[np.argsort(data["frame_index"][rows])]
-        actions = np.stack(data[action_key][rows]).astype(np.float32).reshape(len(rows), action_dim)
+    # Leaving the block computes the statistics; after an error a rerun resumes where this stopped.
+    with EpisodeDataset.create(dst, action_spec, fps=info.get("fps"), image_size=image_size,
+                               imported_from=str(root)) as dataset:
+        # Episodes are stored in file order, so one open data file and one decoded video suffice.
+        data_cache: dict[str, dict] = {}
+        video_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        fps = float(info["fps"])
+        for ep in tqdm(episodes, desc=f"import {root.name}", unit="episode"):
+            key = f"{source}/episode_{ep['episode_index']:06d}"
+            if key in dataset:
+                continue
+            data_file = info["data_path"].format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
+            if data_file not in data_cache:
+                table = pq.read_table(root / data_file, columns=[action_key, "episode_index", "frame_index"])
+                data_cache = {data_file: {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}}
+            data = data_cache[data_file]
+            rows = np.flatnonzero(data["episode_index"] == ep["episode_index"])
+            rows = rows[np.argsort(data["frame_index"][rows])]
+            actions = np.stack(data[action_key][rows]).astype(np.float32).reshape(len(rows), action_dim)
 
-        video_file = info["video_path"].format(
-            video_key=camera, chunk_index=ep[f"videos/{camera}/chunk_index"], file_index=ep[f"videos/{camera}/file_index"]
-        )
-        if video_file not in video_cache:
-            video_cache = {video_file: decode_video(root / video_file)}
-        frames, times = video_cache[video_file]
-        start = float(ep[f"videos/{camera}/from_timestamp"])
-        # Frame i of the episode sits at start + i / fps; pick the nearest decoded frame.
-        wanted = start + np.arange(len(rows)) / fps
-        picks = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
-        if np.abs(times[picks] - wanted).max() > 0.5 / fps:
-            raise DatasetError(f"{root / video_file}: frames of episode {ep['episode_index']} are missing from the video")
-        task_ids = ep.get("tasks") or []
-        instruction = task_ids[0] if task_ids else tasks.get(int(ep.get("task_index", 0)), "")
-        episode = Episode(
-            frames=resize_frames(frames[picks], image_size),
-            actions=actions[:-1],
-            instruction=instruction,
-            success=None,
-            metadata={"source": source, "task": instruction, "robot": info.get("robot_type", ""), "fps": fps,
-                      "lerobot_episode_index": int(ep["episode_index"])},
-        )
-        dataset.append(episode, key)
-    dataset.compute_stats()
+            video_file = info["video_path"].format(
+                video_key=camera, chunk_index=ep[f"videos/{camera}/chunk_index"], file_index=ep[f"videos/{camera}/file_index"]
+            )
+            if video_file not in video_cache:
+                video_cache = {video_file: decode_video(root / video_file)}
+            frames, times = video_cache[video_file]
+            start = float(ep[f"videos/{camera}/from_timestamp"])
+            # Frame i of the episode sits at start + i / fps; pick the nearest decoded frame.
+            wanted = start + np.arange(len(rows)) / fps
+            picks = np.abs(times[None, :] - wanted[:, None]).argmin(axis=1)
+            if np.abs(times[picks] - wanted).max() > 0.5 / fps:
+                raise DatasetError(f"{root / video_file}: frames of episode {ep['episode_index']} are missing from the video")
+            task_ids = ep.get("tasks") or []
+            instruction = task_ids[0] if task_ids else tasks.get(int(ep.get("task_index", 0)), "")
+            episode = Episode(
+                frames=resize_frames(frames[picks], image_size),
+                actions=actions[:-1],
+                instruction=instruction,
+                success=None,
+                metadata={"source": source, "task": instruction, "robot": info.get("robot_type", ""), "fps": fps,
+                          "lerobot_episode_index": int(ep["episode_index"])},
+            )
+            dataset.append(episode, key)
     return dataset

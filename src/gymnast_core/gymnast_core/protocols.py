@@ -51,6 +51,12 @@ class Verdict:
     known: np.ndarray  # bool [B]; False when the judge could not decide (never a silent 0)
     rationales: list[str]
 
+    @classmethod
+    def concat(cls, verdicts: Sequence["Verdict"]) -> "Verdict":
+        """The verdicts of several batches as one."""
+        return cls(scores=np.concatenate([v.scores for v in verdicts]), success=np.concatenate([v.success for v in verdicts]),
+                   known=np.concatenate([v.known for v in verdicts]), rationales=[r for v in verdicts for r in v.rationales])
+
 
 @runtime_checkable
 class Judge(Protocol):

@@ -8,18 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from gymnast_core.action_spec import ActionSpec
-from gymnast_core.atomic import atomic_open, read_json, write_json
+from gymnast_core.atomic import read_json, write_json
+from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
 
 
 def save_policy(policy: TokenPolicy, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
     folder = Path(folder)
-    with atomic_open(folder / "weights.pt", "wb") as handle:
-        torch.save(policy.state_dict(), handle)
+    save_torch(folder / "weights.pt", policy.state_dict())
     write_json(folder / "policy.json", {"kind": "gymnast-policy", "backbone": policy.config_dict(),
                                         "action_spec": policy.action_spec.to_dict(), **(extra or {})})
     return folder
@@ -48,11 +46,9 @@ def load_policy(folder: str | Path, device: str = "cpu") -> TokenPolicy:
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{meta_path}: field 'action_spec' is invalid: {exc}") from exc
     policy = build_policy(meta["backbone"], action_spec)
+    state = load_torch(folder / "weights.pt", "policy weights")
     try:
-        state = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
         policy.load_state_dict(state)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{folder / 'weights.pt'}: missing") from exc
     except RuntimeError as exc:
         raise ValueError(f"{folder / 'weights.pt'}: weights do not match policy.json's backbone: {exc}") from exc
     return policy.to(device).eval()

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from gymnast_core.atomic import write_json
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.episode import Episode
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
@@ -72,23 +73,24 @@ def record_rollouts(policy_path: str, reality: RealityConfig, out: str | Path, s
     torch.manual_seed(seed)
     policy = load_policy(policy_path)
     env = MetaWorldEnv(reality)
-    dataset = EpisodeDataset.create(out, env.action_spec, image_size=reality.image_size, tasks=list(reality.tasks))
     try:
-        for task_name in tqdm(reality.tasks, desc=f"policy rollouts ({split})", unit="task"):
-            keys = [f"{task_name}/policy/{split}-{i:05d}" for i in range(episodes_per_task)]
-            if all(k in dataset for k in keys):
-                continue
-            tasks = initial_states(task_name, split, episodes_per_task)
-            videos, actions = rollout(env, tasks, lambda f, i: policy.act(f, i, temperature).actions,
-                                      reality.max_steps, policy.image_size)
-            for i, key in enumerate(keys):
-                dataset.append(Episode(frames=videos[i], actions=actions[i], instruction=tasks[i].instruction,
-                                       success=bool(env.success[i]),
-                                       metadata={"source": "policy", "task": task_name, "policy": str(policy_path),
-                                                 "temperature": temperature, "split": split}), key)
+        # Leaving the block computes the statistics and releases the writer lock.
+        with EpisodeDataset.create(out, env.action_spec, image_size=reality.image_size,
+                                   episode_steps=reality.max_steps, tasks=list(reality.tasks)) as dataset:
+            for task_name in tqdm(reality.tasks, desc=f"policy rollouts ({split})", unit="task"):
+                keys = [f"{task_name}/policy/{split}-{i:05d}" for i in range(episodes_per_task)]
+                if all(k in dataset for k in keys):
+                    continue
+                tasks = initial_states(task_name, split, episodes_per_task)
+                videos, actions = rollout(env, tasks, lambda f, i: policy.act(f, i, temperature).actions,
+                                          reality.max_steps, policy.image_size)
+                for i, key in enumerate(keys):
+                    dataset.append(Episode(frames=videos[i], actions=actions[i], instruction=tasks[i].instruction,
+                                           success=bool(env.success[i]),
+                                           metadata={"source": "policy", "task": task_name, "policy": str(policy_path),
+                                                     "temperature": temperature, "split": split}), key)
     finally:
         env.close()
-    dataset.compute_stats()
     return dataset
 
 
@@ -114,6 +116,10 @@ class EvalPolicyConfig:
     batch_size: int = 20
     seed: int = 0
     threads: int = 2
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"episodes_per_task": 1, "first_state": 0, "temperature": 0, "videos_per_task": 0,
+                                   "batch_size": 1, "threads": 1})
 
 
 def evaluate_policy(config: EvalPolicyConfig) -> dict:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
+from gymnast_core.config_checks import at_least, check_config
 from gymnast_core.protocols import BatchedEnv, Judge
 from gymnast_core.task import Task
+from gymnast_core.verdicts import known_rates
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.evaluate import rollout
 
@@ -41,12 +43,30 @@ class GRPOConfig:
     keep_success_high: float = 0.9
     # 'success' = binary judge verdict; 'score' = the verdict's score (a dense ground truth, Sim-RL).
     reward: str = "success"
+    # Fraction of a task's verdicts that must be known (not "unknown", e.g. in an API outage) for its
+    # rate to count; below it the judge is unavailable and no step is taken.
+    min_known_verdicts: float = 0.8
     lr: float = 5e-6
     grad_clip: float = 1.0
     # Optimiser steps per update over the same rollouts (1 = the paper's on-policy setting).
     epochs: int = 1
     # Chunks per forward/backward slice (gradient accumulation; memory only).
     microbatch: int = 128
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        if self.group_size < 2:
+            yield "group_size", "must be at least 2: GRPO's advantage compares each rollout with the others of its group"
+        yield from at_least(self, {"tasks_per_update": 1, "horizon": 1, "epochs": 1, "microbatch": 1})
+        if self.temperature <= 0:
+            yield "temperature", "must be positive: GRPO learns from sampled rollouts"
+        if self.lr <= 0:
+            yield "lr", "must be positive"
+        if not 0 <= self.keep_success_low <= self.keep_success_high <= 1:
+            yield "keep_success_low", f"the dynamic-sampling range [{self.keep_success_low}, {self.keep_success_high}] must lie within [0, 1]"
+        if self.reward not in ("success", "score"):
+            yield "reward", "must be 'success' or 'score'"
+        if not 0 < self.min_known_verdicts <= 1:
+            yield "min_known_verdicts", "must lie in (0, 1]"
 
 
 @dataclass
@@ -141,10 +161,7 @@ class GRPOTrainer:
                  reference: TokenPolicy | None = None):
         """`reference` anchors the KL term; by default a frozen copy of `policy` as given, so a resumed
         run must pass its starting policy, not the one it resumes from."""
-        if config.reward not in ("success", "score"):
-            raise ValueError(f"GRPO reward must be 'success' or 'score', got {config.reward!r}")
-        if not 0 <= config.keep_success_low <= config.keep_success_high <= 1:
-            raise ValueError(f"dynamic-sampling range [{config.keep_success_low}, {config.keep_success_high}] is not within [0, 1]")
+        check_config(config)
         self.policy, self.env, self.judge, self.config = policy, env, judge, config
         self.optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                            weight_decay=0.0)
@@ -164,11 +181,6 @@ class GRPOTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
 
-    def rewards(self, rollouts: Rollouts) -> tuple[np.ndarray, np.ndarray]:
-        verdict = self.judge.judge(rollouts.videos, rollouts.instructions)
-        values = verdict.success.astype(np.float32) if self.config.reward == "success" else verdict.scores.astype(np.float32)
-        return np.where(verdict.known, values, np.nan).astype(np.float32), verdict.success
-
     def update(self, tasks: Sequence[Task]) -> dict:
         """One GRPO update on the given P tasks; returns its statistics."""
         config = self.config
@@ -177,17 +189,21 @@ class GRPOTrainer:
         rollouts = collect_rollouts(self.policy, self.env, tasks, config.group_size, config.horizon, config.temperature)
         rollout_seconds = time.monotonic() - timer
         timer = time.monotonic()
-        rewards, success = self.rewards(rollouts)
-        self.last_rollouts, self.last_success = rollouts, success
+        verdict = self.judge.judge(rollouts.videos, rollouts.instructions)
+        # Raises JudgeUnavailableError, before any step, when too few verdicts are known.
+        per_task = known_rates(verdict.success, verdict, rollouts.instructions, config.min_known_verdicts)
+        values = verdict.success if config.reward == "success" else verdict.scores
+        rewards = np.where(verdict.known, values, np.nan).astype(np.float32)
+        self.last_rollouts, self.last_success = rollouts, verdict.success
         judge_seconds = time.monotonic() - timer
         timer = time.monotonic()
         grouped = rewards.reshape(len(tasks), config.group_size)
         keep = keep_groups(grouped, config.keep_success_low, config.keep_success_high) if config.dynamic_sampling \
             else np.ones(len(tasks), bool)
         advantages = group_advantages(grouped)
-        stats = {"reward": known_mean(rewards), "success": float(success.mean()), "unknown": int(np.isnan(rewards).sum()),
-                 "groups_kept": int(keep.sum()), "groups": len(tasks), "loss": 0.0, "clip_fraction": 0.0, "kl": 0.0,
-                 "grad_norm": 0.0, "per_task": mean_per_key(grouped, [t.instruction for t in tasks])}
+        stats = {"reward": known_mean(rewards), "success": float(verdict.success[verdict.known].mean()),
+                 "unknown": int((~verdict.known).sum()), "groups_kept": int(keep.sum()), "groups": len(tasks), "loss": 0.0,
+                 "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0, "per_task": per_task}
         if keep.any():
             stats.update(self._learn(rollouts, advantages[keep].reshape(-1), np.repeat(keep, config.group_size)))
         stats.update(rollout_seconds=rollout_seconds, judge_seconds=judge_seconds, learn_seconds=time.monotonic() - timer)

@@ -13,15 +13,18 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gymnast_core.atomic import atomic_open
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.episode import Episode
+from gymnast_core.resume import record_config, rewind_rows
+from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_core.video import resize_frames
 from gymnast_policy.augment import color_jitter, random_shift_crop
 from gymnast_policy.base import TokenPolicy
@@ -56,6 +59,11 @@ class SFTConfig:
     checkpoint_every: int = 200
     seed: int = 0
     threads: int = 2
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"demos_per_task": 0, "steps": 1, "batch_size": 1, "checkpoint_every": 1, "threads": 1})
+        if self.lr <= 0:
+            yield "lr", "must be positive"
 
 
 def select_demos(dataset: EpisodeDataset, sources: tuple[str, ...], per_task: int) -> list[IndexEntry]:
@@ -99,6 +107,8 @@ def train_sft(config: SFTConfig) -> Path:
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out = Path(config.out)
+    state_path = out / "train_state.pt"
+    record_config(out, config, "gymnast sft", resuming=state_path.exists())
     dataset = EpisodeDataset.open(config.dataset)
     if dataset.action_spec.stats is None:
         raise ValueError(f"{dataset.root}: the dataset has no action statistics; run dataset.compute_stats()")
@@ -117,9 +127,8 @@ def train_sft(config: SFTConfig) -> Path:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps, pct_start=0.05)
     rng, generator = np.random.default_rng(config.seed), torch.Generator().manual_seed(config.seed)
     step, elapsed = 0, 0.0
-    state_path = out / "train_state.pt"
     if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = load_torch(state_path, "SFT training state")
         policy.load_state_dict(state["policy"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -128,13 +137,14 @@ def train_sft(config: SFTConfig) -> Path:
         generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming {state_path} at step {step}")
+    rewind_rows(out / "metrics.jsonl", "step", step)
 
     def checkpoint() -> None:
         save_policy(policy, out, {"sft": {"step": step, "demos": len(demos), "samples": len(samples)}})
-        with atomic_open(state_path, "wb") as handle:
-            torch.save({"policy": policy.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "step": step, "elapsed": elapsed, "rng": rng.bit_generator.state, "generator": generator.get_state(),
-                        "torch_rng": torch.get_rng_state()}, handle)
+        save_torch(state_path, {"policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(), "step": step, "elapsed": elapsed,
+                                "rng": rng.bit_generator.state, "generator": generator.get_state(),
+                                "torch_rng": torch.get_rng_state()})
 
     print(f"sft: {len(demos)} demos, {len(samples)} samples, "
           f"{sum(p.numel() for p in policy.parameters() if p.requires_grad) / 1e6:.2f}M trainable parameters")

@@ -9,6 +9,7 @@ answer without a parseable "Final Score", is an explicit unknown verdict, never 
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import os
@@ -116,20 +117,24 @@ class ApiJudge:
                 if error.code == 429 or error.code >= 500:
                     continue
                 break  # other 4xx (bad key, bad model) will not get better by retrying
-            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as error:
+            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, http.client.HTTPException) as error:
+                # HTTPException: a garbled status line or a connection dropped mid-answer.
                 reason = getattr(error, "reason", error)
                 last_error = f"{type(reason).__name__} talking to {self.base_url}: {reason}"
                 continue
+            except ValueError as error:  # a 200 whose body is not JSON (an HTML error page, a proxy's login page)
+                last_error = f"answer from {self.base_url} is not JSON ({error})"
+                break
             finally:
                 self.usage.latency_s.append(time.monotonic() - started)
             try:
                 text = answer["choices"][0]["message"]["content"]
-            except (KeyError, IndexError, TypeError):
+                usage = answer.get("usage") or {}
+                self.usage.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                self.usage.completion_tokens += int(usage.get("completion_tokens") or 0)
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError):
                 last_error = f"malformed chat-completions answer from {self.base_url}: {str(answer)[:200]}"
                 break
-            usage = answer.get("usage") or {}
-            self.usage.prompt_tokens += int(usage.get("prompt_tokens", 0))
-            self.usage.completion_tokens += int(usage.get("completion_tokens", 0))
             return text if isinstance(text, str) else ""
         self.usage.failures += 1
         raise JudgeEndpointError(last_error)

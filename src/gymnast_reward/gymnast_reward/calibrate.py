@@ -13,11 +13,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from gymnast_core.atomic import atomic_open, write_json
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.envs.metaworld_env import RealityConfig
 from gymnast_world_model.data import split_entries
@@ -49,6 +51,9 @@ class JudgeEvalConfig:
     # so several judges are compared on the same videos without re-dreaming ('' = no cache).
     videos_cache: str = ""
     threads: int = 2
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"policy_episodes_per_task": 0, "batch_size": 1, "threads": 1})
 
 
 def binary_metrics(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray) -> dict:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from gymnast_core.atomic import atomic_open, read_json, write_json
+from gymnast_core.atomic import read_json, write_json
+from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_core.protocols import Verdict
 from gymnast_core.video import resize_frames
 from gymnast_policy.text_encoder import FrozenSentenceEncoder
@@ -109,8 +110,7 @@ def save_learned_judge(judge: LearnedJudge, folder: str | Path, extra: dict | No
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     # The frozen text encoder is not an nn.Module attribute: it loads from its own package.
-    with atomic_open(folder / "weights.pt", "wb") as handle:
-        torch.save(judge.state_dict(), handle)
+    save_torch(folder / "weights.pt", judge.state_dict())
     write_json(folder / "judge.json", {"type": "learned", "config": asdict(judge.config), **(extra or {})})
 
 
@@ -122,8 +122,9 @@ def load_learned_judge(folder: str | Path) -> LearnedJudge:
     meta = read_json(folder / "judge.json")
     config = meta["config"]
     judge = LearnedJudge(LearnedJudgeConfig(**{**config, "channels": tuple(config["channels"])}))
+    state = load_torch(folder / "weights.pt", "learned-judge weights")
     try:
-        judge.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
+        judge.load_state_dict(state)
     except RuntimeError as error:
         raise ValueError(f"{folder}/weights.pt does not match judge.json: {error}") from error
     return judge.eval()

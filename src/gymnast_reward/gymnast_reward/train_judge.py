@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gymnast_core.atomic import atomic_open
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.envs.metaworld_env import RealityConfig
 from gymnast_world_model.data import split_entries
@@ -114,6 +116,9 @@ class TrainJudgeConfig:
     lr: float = 1e-3
     seed: int = 0
     threads: int = 2
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"steps": 1, "batch_size": 1, "threads": 1})
 
 
 def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -499,14 +499,14 @@ def convert_mcap(inputs: Iterable[str | os.PathLike] | str | os.PathLike, out: s
         inputs = [inputs]
     files = find_mcap_files(inputs)
     out = Path(out)
-    dataset = EpisodeDataset.open(out) if (out / "info.json").exists() else None
-    pending = [p for p in files if dataset is None or p.stem not in dataset]
-    if dataset is not None and not pending:
-        return dataset
+    existing = EpisodeDataset.open(out) if (out / "info.json").exists() else None
+    pending = [p for p in files if existing is None or p.stem not in existing]
+    if existing is not None and not pending:
+        return existing
     if not files:
         raise McapEpisodeError(f"no .mcap files in {', '.join(map(str, inputs))}")
 
-    if dataset is None:
+    if existing is None:
         # First pass over the actions only: the spec needs every episode's names and range.
         scans = {p: _scan_actions(p, action_topic) for p in pending}
         names, _, period = scans[pending[0]]
@@ -519,21 +519,23 @@ def convert_mcap(inputs: Iterable[str | os.PathLike] | str | os.PathLike, out: s
             raise McapEpisodeError(f"{pending[0]}: control_period is {period}; cannot derive the dataset's fps")
         fps = 1.0 / period
         spec = action_spec_for(names, np.concatenate([a for _, a, _ in scans.values()]), fps)
-        dataset = EpisodeDataset.create(out, spec, fps=fps, source="teleop")
+    else:
+        spec, fps = existing.action_spec, float(existing.info.get("fps") or existing.action_spec.control_hz)
 
-    spec, fps = dataset.action_spec, float(dataset.info.get("fps") or dataset.action_spec.control_hz)
-    for path in tqdm(pending, desc=f"mcap -> {out.name}", unit="episode", disable=not progress):
-        episode = read_mcap_episode(path, image_topic, action_topic)
-        if episode.metadata["action_names"] != list(spec.names):
-            raise McapEpisodeError(f"{path}: action names {episode.metadata['action_names']} differ from the "
-                                   f"dataset's {list(spec.names)} ({out})")
-        episode_fps = episode.metadata.get("fps")
-        if episode_fps is not None and not np.isclose(episode_fps, fps, rtol=1e-3):
-            raise McapEpisodeError(f"{path}: recorded at {episode_fps:.4g} Hz, the dataset {out} is {fps:.4g} Hz")
-        if image_size:
-            episode.frames = resize_frames(episode.frames, image_size)
-        try:
-            dataset.append(episode, key=path.stem)
-        except (EpisodeError, DatasetError) as exc:
-            raise McapEpisodeError(f"{path}: {exc}") from exc
+    # The writer lock keeps a second conversion out; leaving the block computes the statistics.
+    with EpisodeDataset.create(out, spec, fps=fps, image_size=image_size, source="teleop") as dataset:
+        for path in tqdm(pending, desc=f"mcap -> {out.name}", unit="episode", disable=not progress):
+            episode = read_mcap_episode(path, image_topic, action_topic)
+            if episode.metadata["action_names"] != list(spec.names):
+                raise McapEpisodeError(f"{path}: action names {episode.metadata['action_names']} differ from the "
+                                       f"dataset's {list(spec.names)} ({out})")
+            episode_fps = episode.metadata.get("fps")
+            if episode_fps is not None and not np.isclose(episode_fps, fps, rtol=1e-3):
+                raise McapEpisodeError(f"{path}: recorded at {episode_fps:.4g} Hz, the dataset {out} is {fps:.4g} Hz")
+            if image_size:
+                episode.frames = resize_frames(episode.frames, image_size)
+            try:
+                dataset.append(episode, key=path.stem)
+            except (EpisodeError, DatasetError) as exc:
+                raise McapEpisodeError(f"{path}: {exc}") from exc
     return dataset

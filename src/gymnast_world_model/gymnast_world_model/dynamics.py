@@ -455,7 +455,6 @@ class SpatioTemporalDiT(Dynamics):
 
     @torch.no_grad()
     def next_latent(self, state: _DiTState, actions, steps, cfg_scale, generator=None):
-        batch = actions.shape[0]
         actions_in, drop = _cfg_batch(actions, cfg_scale)
         double = (lambda x: torch.cat([x, x])) if cfg_scale != 1.0 else (lambda x: x)  # noqa: E731
         if self.use_kv_cache:

@@ -13,6 +13,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gymnast_core.atomic import write_json
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.video import resize_frames, save_gif
 from gymnast_world_model.data import split_entries
@@ -73,6 +75,12 @@ class EvalWorldModelConfig:
     threads: int = 2
     # 'auto' = CUDA when available, else CPU (the worldgym-600m dream needs a GPU).
     device: str = DreamConfig.device
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"horizon": 1, "start_step": 0, "sampling_steps": 1, "max_episodes": 0, "batch_size": 1,
+                                   "threads": 1})
+        if self.split not in ("held_out", "all"):
+            yield "split", "must be 'held_out' or 'all'"
 
 
 def derangement(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -10,20 +10,21 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-import draccus
 import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
+from gymnast_core.resume import record_config, rewind_rows
 from gymnast_world_model.data import ClipSampler, split_entries
 from gymnast_world_model.world_model import (
     CpuDefaultConfig,
     WorldModel,
     WorldModelConfig,
-    decode_config,
     read_checkpoint,
     resolve_device,
     save_checkpoint,
@@ -60,11 +61,17 @@ class TrainWorldModelConfig:
     # 'auto' = CUDA when available, else CPU.
     device: str = "auto"
 
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"steps": 1, "batch_size": 1, "val_every": 1, "checkpoint_every": 1, "threads": 1})
+        if not 0 <= self.holdout_fraction < 1:
+            yield "holdout_fraction", "must lie in [0, 1)"
+
 
 def train_world_model(config: TrainWorldModelConfig) -> Path:
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     ckpt_path = out / "checkpoint.pt"
+    record_config(out, config, "gymnast train-world-model", resuming=ckpt_path.exists())
     dataset = EpisodeDataset.open(config.dataset)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -76,9 +83,6 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
     rng = np.random.default_rng(config.seed)
     if ckpt_path.exists():
         state = read_checkpoint(ckpt_path)
-        saved = decode_config(state["config"])
-        if saved != config.model:
-            raise ValueError(f"{ckpt_path}: was trained with model config {saved}, not {config.model}; use another --out")
         model.dynamics.load_state_dict(state["model"])
         ema.module.load_state_dict(state["ema"])
         ema.n_averaged.fill_(state["ema_n_averaged"])
@@ -88,14 +92,12 @@ def train_world_model(config: TrainWorldModelConfig) -> Path:
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         print(f"resuming {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)")
+    rewind_rows(out / "metrics.jsonl", "step", step)
 
     train_entries, held_out = split_entries(dataset, config.holdout_fraction)
     train = ClipSampler(dataset, train_entries, model.clip_length, config.model.image_size, model.clip_padding)
     val = ClipSampler(dataset, held_out or train_entries[:8], model.clip_length, config.model.image_size, model.clip_padding)
     val_batch = val.sample(64, np.random.default_rng(12345))
-    (out / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
-    with open(out / "config.yaml", "w") as handle:
-        draccus.dump(config, handle)
 
     def checkpoint() -> None:
         save_checkpoint(ckpt_path, model, ema.module, {

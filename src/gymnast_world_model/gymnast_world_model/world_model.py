@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from gymnast_core.action_spec import ActionSpec
-from gymnast_core.atomic import atomic_open
+from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_world_model.diffusion import PREDICTIONS
 from gymnast_world_model.codec import FrameCodec, PixelUnshuffleCodec, SD3VAECodec
 from gymnast_world_model.data import Clips
@@ -217,20 +217,14 @@ def save_checkpoint(path: str | Path, model: WorldModel, ema: nn.Module, extra: 
         "ema": ema.state_dict(),
         **extra,
     }
-    with atomic_open(path, "wb") as handle:
-        torch.save(state, handle)
+    save_torch(path, state)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.is_dir():
         path = path / "checkpoint.pt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: world-model checkpoint not found (train one with `gymnast train-world-model`)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises several types for a damaged zip
-        raise ValueError(f"{path}: cannot read world-model checkpoint ({type(exc).__name__}: {exc})") from exc
+    state = load_torch(path, "world-model checkpoint", "train one with `gymnast train-world-model`")
     if not isinstance(state, dict) or state.get("kind") != "gymnast-world-model":
         raise ValueError(f"{path}: not a gymnast world-model checkpoint")
     return state
@@ -241,9 +235,7 @@ def export_world_model(source: str | Path, target: str | Path) -> None:
     state = read_checkpoint(source)
     slim = {key: state[key] for key in ("kind", "config", "action_spec", "ema", "step", "elapsed", "holdout_fraction", "dataset")
             if key in state}
-    Path(target).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(target, "wb") as handle:
-        torch.save(slim, handle)
+    save_torch(target, slim)
 
 
 def resolve_device(name: str) -> torch.device:

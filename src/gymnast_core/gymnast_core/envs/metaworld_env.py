@@ -17,11 +17,12 @@ simulator differs from the real scene:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from gymnast_core.action_spec import ActionSpec
+from gymnast_core.config_checks import at_least
 from gymnast_core.task import Task
 
 DEFAULT_TASKS = ("reach-v3", "push-v3", "drawer-open-v3", "button-press-v3")
@@ -90,6 +91,14 @@ class RealityConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     # None = the unshifted reality; set = the shifted software simulator.
     shift: ShiftConfig | None = None
+
+    def problems(self) -> Iterator[tuple[str, str]]:
+        yield from at_least(self, {"image_size": 8, "action_repeat": 1, "max_steps": 1})
+        if not self.tasks:
+            yield "tasks", "name at least one task"
+        unknown = [name for name in self.tasks if name not in INSTRUCTIONS]
+        if unknown:
+            yield "tasks", f"unknown Meta-World task(s) {', '.join(unknown)}; known: {', '.join(sorted(INSTRUCTIONS))}"
 
 
 def instruction_for(task_name: str) -> str:
