@@ -111,3 +111,15 @@ def test_bad_actions_and_tasks_are_rejected(reality):
     restarted.history = np.zeros((5, 64, 64, 3), np.uint8)
     with pytest.raises(ValueError, match="restarts mid-episode"):
         reality.reset([restarted])
+
+
+def test_every_metaworld_v3_task_has_an_instruction_and_an_expert():
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
+
+    from gymnast_core.envs.metaworld_env import INSTRUCTIONS, expert_policy
+
+    names = {key.removesuffix("-goal-observable") for key in ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE}
+    assert len(names) == 50 and set(INSTRUCTIONS) == names
+    assert len(set(INSTRUCTIONS.values())) == 50  # the policy and the judge tell tasks apart by instruction
+    for name in names:
+        assert expert_policy(name) is not None

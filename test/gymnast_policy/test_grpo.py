@@ -179,3 +179,135 @@ def test_an_update_with_too_few_known_verdicts_takes_no_step():
     with pytest.raises(JudgeUnavailableError, match="0 of 8 verdicts on push right are known.*ConnectionRefusedError"):
         trainer.update(TASKS[:2])
     torch.testing.assert_close(policy.bias.detach(), before)
+
+
+class ContextPolicy(TokenPolicy):
+    """Token logits linear in what the frame shows (its brightness): a policy for a contextual bandit."""
+
+    image_size = 8
+
+    def __init__(self):
+        spec = METAWORLD_ACTION_SPEC.with_stats(NormStats((-1,) * 4, (1,) * 4, (0,) * 4, (1,) * 4))
+        super().__init__(spec, chunk_size=1, bins=16)
+        self.bias = torch.nn.Parameter(torch.zeros(spec.dim, 16))
+        self.weight = torch.nn.Parameter(torch.zeros(spec.dim, 16))
+
+    def logits(self, frames, instructions):
+        context = frames.float().mean(dim=(1, 2, 3)) / 127.5 - 1.0
+        return self.bias + context[:, None, None] * self.weight
+
+    def config_dict(self):
+        return {"backbone": "context"}
+
+
+class ContextBanditEnv:
+    """One step: the frame shows a side (dark = left, bright = right); success = dx beyond 0.5 towards it.
+    The last frame's green channel shows the outcome, as a camera would show the hand at the goal."""
+
+    action_spec = METAWORLD_ACTION_SPEC
+    image_size = 8
+
+    def reset(self, tasks):
+        self.side = np.array([t.env_state["side"] for t in tasks], float)
+        self.hit = np.zeros(len(tasks), bool)
+        return self._frames()
+
+    def step(self, actions):
+        self.hit = actions[:, 0] * self.side > 0.5
+        return self._frames()
+
+    def _frames(self):
+        frames = np.empty((len(self.side), 8, 8, 3), np.uint8)
+        frames[..., 0] = frames[..., 2] = np.where(self.side > 0, 192, 64)[:, None, None]
+        frames[..., 1] = np.where(self.hit, 255, np.where(self.side > 0, 192, 64))[:, None, None]
+        return frames
+
+
+class HitJudge:
+    name = "toy"
+
+    def judge(self, videos, instructions):
+        success = videos[:, -1, ..., 1].mean(axis=(1, 2)) == 255
+        return Verdict(success.astype(np.float32), success, np.ones(len(success), bool), [""] * len(success))
+
+
+BANDIT = [Task("go to the shown side", env_state={"side": side}) for side in (-1, 1, -1, 1)]
+
+
+def sampled_success(policy, episodes_per_side=256):
+    env = ContextBanditEnv()
+    frames = env.reset(BANDIT[:2] * episodes_per_side)
+    env.step(policy.act(frames, ["go to the shown side"] * len(frames), 1.0).actions[:, 0])
+    return env.hit.mean()
+
+
+def test_grpo_solves_a_contextual_bandit():
+    torch.manual_seed(0)
+    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=1, temperature=1.0, lr=0.1, epochs=2)
+    trainer = GRPOTrainer(ContextPolicy(), ContextBanditEnv(), HitJudge(), config)
+    before = sampled_success(trainer.policy)
+    for _ in range(20):
+        trainer.update(BANDIT)
+    after = sampled_success(trainer.policy)
+    assert before <= 0.3 and after >= 0.9, (before, after)
+
+
+class NoiseEnv:
+    """Random 32 px frames: enough to drive a real CompactVLA through GRPO's bookkeeping."""
+
+    action_spec = METAWORLD_ACTION_SPEC
+    image_size = 32
+
+    def reset(self, tasks):
+        self.rng = np.random.default_rng(0)
+        self.count = len(tasks)
+        return self._frames()
+
+    def step(self, actions):
+        return self._frames()
+
+    def _frames(self):
+        return self.rng.integers(0, 256, (self.count, 32, 32, 3), dtype=np.uint8)
+
+
+class AlternatingJudge:
+    """Every other rollout succeeds, so every group carries signal."""
+
+    name = "toy"
+
+    def judge(self, videos, instructions):
+        success = np.arange(len(videos)) % 2 == 0
+        return Verdict(success.astype(np.float32), success, np.ones(len(success), bool), [""] * len(success))
+
+
+@pytest.fixture(scope="module")
+def compact_policy():
+    from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
+
+    torch.manual_seed(0)
+    spec = METAWORLD_ACTION_SPEC.with_stats(NormStats((-1,) * 4, (1,) * 4, (0,) * 4, (1,) * 4))
+    config = CompactVLAConfig(image_size=32, width=32, depth=1, heads=2, vision_channels=(8, 16), chunk_size=2, bins=16)
+    return CompactVLA(config, spec)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 1.6])
+def test_the_first_step_ratio_is_one_and_old_logprobs_are_the_samplers(compact_policy, temperature):
+    policy = copy.deepcopy(compact_policy).train()  # dropout on: the trainer must switch it off for both passes
+    config = GRPOConfig(group_size=4, tasks_per_update=2, horizon=4, temperature=temperature, lr=1e-3, epochs=2,
+                        minibatches=2, microbatch=3)
+    stats = GRPOTrainer(policy, NoiseEnv(), AlternatingJudge(), config).update([Task("open the drawer")] * 2)
+    assert stats["groups_kept"] == 2 and stats["steps"] == 4
+    assert stats["first_ratio_error"] == 0.0
+    assert stats["logprob_gap"] < 1e-4 and stats["approx_kl"] > 0 and stats["entropy"] > 0
+
+
+def test_logprobs_are_scored_at_the_sampling_temperature(compact_policy):
+    frames = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    instructions = ["open the drawer"] * 6
+    torch.manual_seed(0)
+    chunk = compact_policy.eval().act(frames, instructions, 1.6)
+    with torch.no_grad():
+        at_sampling = compact_policy.logprob(frames, instructions, chunk.tokens, 1.6).numpy()
+        at_one = compact_policy.logprob(frames, instructions, chunk.tokens, 1.0).numpy()
+    np.testing.assert_allclose(at_sampling, chunk.logprobs, atol=1e-5)
+    assert np.abs(at_one - chunk.logprobs).max() > 0.1  # the check would see a temperature mismatch

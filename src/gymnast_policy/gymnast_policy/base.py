@@ -19,6 +19,11 @@ from gymnast_core.protocols import ActionChunk
 from gymnast_policy.tokenizer import ActionTokenizer
 
 
+def gather_tokens(log_probs: torch.Tensor, tokens) -> torch.Tensor:
+    """The entries [B, T] of `log_probs` [B, T, bins] at the token values [B, T]."""
+    return log_probs.gather(-1, torch.as_tensor(tokens, device=log_probs.device)[..., None]).squeeze(-1)
+
+
 class TokenPolicy(nn.Module):
     image_size: int
 
@@ -53,11 +58,14 @@ class TokenPolicy(nn.Module):
             raise ValueError(f"{len(frames)} frames but {len(instructions)} instructions")
         return frames.to(self.device)
 
+    def log_probs(self, frames, instructions, temperature: float = 1.0) -> torch.Tensor:
+        """Log-probabilities [B, K * A, bins] of every token value at `temperature` > 0 (differentiable)."""
+        logits = self.logits(self.check_inputs(frames, instructions), instructions).float()
+        return torch.log_softmax(logits / temperature, dim=-1)
+
     def token_logprobs(self, frames, instructions, tokens, temperature: float = 1.0) -> torch.Tensor:
         """Per-token log-probabilities [B, K * A] of given tokens under the policy at `temperature` (differentiable)."""
-        logits = self.logits(self.check_inputs(frames, instructions), instructions).float()
-        log_probs = torch.log_softmax(logits / temperature, dim=-1)
-        return log_probs.gather(-1, torch.as_tensor(tokens, device=log_probs.device)[..., None]).squeeze(-1)
+        return gather_tokens(self.log_probs(frames, instructions, temperature), tokens)
 
     def logprob(self, frames, instructions, tokens, temperature: float = 1.0) -> torch.Tensor:
         """Log-probability [B] of each chunk of tokens: the sum over its tokens."""
@@ -66,9 +74,8 @@ class TokenPolicy(nn.Module):
     @torch.no_grad()
     def act(self, frames, instructions, temperature: float = 1.0) -> ActionChunk:
         """Sample a chunk at `temperature` (0 = greedy); logprobs are under that same distribution."""
-        logits = self.logits(self.check_inputs(frames, instructions), instructions).float()
-        log_probs = torch.log_softmax(logits / temperature if temperature > 0 else logits, dim=-1)
-        tokens = torch.distributions.Categorical(logits=log_probs).sample() if temperature > 0 else logits.argmax(-1)
-        logprobs = log_probs.gather(-1, tokens[..., None]).squeeze(-1).sum(-1)
+        log_probs = self.log_probs(frames, instructions, temperature if temperature > 0 else 1.0)
+        tokens = torch.distributions.Categorical(logits=log_probs).sample() if temperature > 0 else log_probs.argmax(-1)
+        logprobs = gather_tokens(log_probs, tokens).sum(-1)
         tokens_np = tokens.cpu().numpy()
         return ActionChunk(self.tokenizer.decode(tokens_np), tokens_np, logprobs.cpu().numpy())

@@ -3,9 +3,13 @@
 One update: P tasks x G rollouts of H steps (the policy queried every K steps at the rollout
 temperature) -> the judge's verdict per rollout -> reward -> advantages normalised per group
 -> groups whose success rate is outside [low, high] dropped (dynamic sampling) -> the PPO
-clipped surrogate with asymmetric clip on every action token -> one optimiser step with
-grad-norm clipping. An optional KL to a reference policy. The same trainer runs in the dream,
-in the shifted simulator and in the reality.
+clipped surrogate with asymmetric clip on every action token -> `epochs` x `minibatches`
+optimiser steps with grad-norm clipping, stopped early past `target_kl`. An optional KL to a
+reference policy. The same trainer runs in the dream, in the shifted simulator and in the reality.
+
+Each update reports what shows whether the step was sound: the ratio on the first step (1 to
+rounding: the old log-probabilities are the sampler's), the gap between the rescored and the
+sampled log-probabilities, the token entropy, and the approximate KL the update moved.
 """
 
 from __future__ import annotations
@@ -19,10 +23,10 @@ import numpy as np
 import torch
 
 from gymnast_core.config_checks import at_least, check_config
-from gymnast_core.protocols import BatchedEnv, Judge
+from gymnast_core.protocols import ActionChunk, BatchedEnv, Judge
 from gymnast_core.task import Task
 from gymnast_core.verdicts import known_rates
-from gymnast_policy.base import TokenPolicy
+from gymnast_policy.base import TokenPolicy, gather_tokens
 from gymnast_policy.evaluate import rollout
 
 
@@ -48,15 +52,21 @@ class GRPOConfig:
     min_known_verdicts: float = 0.8
     lr: float = 5e-6
     grad_clip: float = 1.0
-    # Optimiser steps per update over the same rollouts (1 = the paper's on-policy setting).
+    # Passes over the same rollouts per update (1 = the paper's on-policy setting), each split into
+    # `minibatches` optimiser steps over shuffled chunks (PPO-style).
     epochs: int = 1
+    minibatches: int = 1
+    # Stop an update's remaining optimiser steps once the policy has moved this far from the one
+    # that sampled the rollouts (approximate KL per token; 0 = never), as cleanrl's PPO does.
+    target_kl: float = 0.0
     # Chunks per forward/backward slice (gradient accumulation; memory only).
     microbatch: int = 128
 
     def problems(self) -> Iterator[tuple[str, str]]:
         if self.group_size < 2:
             yield "group_size", "must be at least 2: GRPO's advantage compares each rollout with the others of its group"
-        yield from at_least(self, {"tasks_per_update": 1, "horizon": 1, "epochs": 1, "microbatch": 1})
+        yield from at_least(self, {"tasks_per_update": 1, "horizon": 1, "epochs": 1, "minibatches": 1, "microbatch": 1,
+                                   "target_kl": 0})
         if self.temperature <= 0:
             yield "temperature", "must be positive: GRPO learns from sampled rollouts"
         if self.lr <= 0:
@@ -137,23 +147,24 @@ class Rollouts:
     instructions: list[str]  # [B]
     frames: np.ndarray  # uint8 [B, C, s, s, 3], the policy's input at each of C queries
     tokens: np.ndarray  # int64 [B, C, K * A]
+    logprobs: np.ndarray  # float32 [B, C], each chunk's log-probability when it was sampled
 
 
 def collect_rollouts(policy: TokenPolicy, env: BatchedEnv, tasks: Sequence[Task], group_size: int, horizon: int,
                      temperature: float) -> Rollouts:
     """G rollouts of every task, all B = P * G in one batched env."""
     batch_tasks = [task for task in tasks for _ in range(group_size)]
-    queries: list[tuple[np.ndarray, np.ndarray]] = []
+    queries: list[tuple[np.ndarray, ActionChunk]] = []
 
     def choose(frames: np.ndarray, instructions: Sequence[str]) -> np.ndarray:
         chunk = policy.act(frames, instructions, temperature)
-        queries.append((frames, chunk.tokens))
+        queries.append((frames, chunk))
         return chunk.actions
 
     with torch.no_grad():
         videos, _ = rollout(env, batch_tasks, choose, horizon, policy.image_size)
     return Rollouts(videos, [t.instruction for t in batch_tasks], np.stack([f for f, _ in queries], axis=1),
-                    np.stack([t for _, t in queries], axis=1))
+                    np.stack([c.tokens for _, c in queries], axis=1), np.stack([c.logprobs for _, c in queries], axis=1))
 
 
 class GRPOTrainer:
@@ -203,7 +214,8 @@ class GRPOTrainer:
         advantages = group_advantages(grouped)
         stats = {"reward": known_mean(rewards), "success": float(verdict.success[verdict.known].mean()),
                  "unknown": int((~verdict.known).sum()), "groups_kept": int(keep.sum()), "groups": len(tasks), "loss": 0.0,
-                 "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0, "per_task": per_task}
+                 "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0, "entropy": float("nan"), "approx_kl": 0.0,
+                 "first_ratio_error": 0.0, "logprob_gap": 0.0, "steps": 0, "per_task": per_task}
         if keep.any():
             stats.update(self._learn(rollouts, advantages[keep].reshape(-1), np.repeat(keep, config.group_size)))
         stats.update(rollout_seconds=rollout_seconds, judge_seconds=judge_seconds, learn_seconds=time.monotonic() - timer)
@@ -214,28 +226,62 @@ class GRPOTrainer:
         queries = rollouts.frames.shape[1]
         frames = rollouts.frames[episode_mask].reshape(-1, *rollouts.frames.shape[2:])
         tokens = torch.from_numpy(rollouts.tokens[episode_mask].reshape(-1, rollouts.tokens.shape[-1]))
-        instructions = [i for i, keep in zip(rollouts.instructions, episode_mask) if keep for _ in range(queries)]
+        sampled = torch.from_numpy(rollouts.logprobs[episode_mask].reshape(-1))
+        instructions = np.array([i for i, keep in zip(rollouts.instructions, episode_mask) if keep for _ in range(queries)])
         chunk_advantages = torch.from_numpy(np.repeat(advantages, queries))
-        slices = [slice(s, s + config.microbatch) for s in range(0, len(tokens), config.microbatch)]
-        with torch.no_grad():
-            old = torch.cat([self.policy.token_logprobs(frames[s], instructions[s], tokens[s], config.temperature) for s in slices])
-            reference = None if self.reference is None else torch.cat(
-                [self.reference.token_logprobs(frames[s], instructions[s], tokens[s], config.temperature) for s in slices])
-        totals = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0}
-        for _ in range(config.epochs):
+        count = len(tokens)
+
+        def pieces(index: torch.Tensor) -> list[torch.Tensor]:
+            return list(index.split(config.microbatch))  # gradient accumulation: memory only
+
+        orders = [torch.randperm(count) if config.minibatches > 1 else torch.arange(count) for _ in range(config.epochs)]
+        minibatches = [minibatch for order in orders for minibatch in order.chunk(config.minibatches)]
+        # The old log-probabilities in the same pieces as the first epoch's and with autograd on (without
+        # it torch's fused transformer kernels run, which round differently), so that the first step's
+        # ratio is 1 to the bit.
+        old = torch.empty(tokens.shape)
+        entropy, reference = torch.empty(tokens.shape), None if self.reference is None else torch.empty(tokens.shape)
+        for part in (part for minibatch in minibatches[:config.minibatches] for part in pieces(minibatch)):
+            log_probs = self.policy.log_probs(frames[part.numpy()], instructions[part.numpy()].tolist(), config.temperature)
+            old[part] = gather_tokens(log_probs, tokens[part]).detach()
+            entropy[part] = -(log_probs.exp() * log_probs).sum(-1).detach()
+            if reference is not None:
+                with torch.no_grad():
+                    reference[part] = self.reference.token_logprobs(frames[part.numpy()], instructions[part.numpy()].tolist(),
+                                                                    tokens[part], config.temperature)
+        # The distribution the ratio is taken against must be the one the rollouts were sampled from.
+        totals = {"entropy": float(entropy.mean()),
+                  "logprob_gap": float((old.sum(-1) - sampled).abs().max()), "first_ratio_error": 0.0,
+                  "loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0, "approx_kl": 0.0, "steps": 0}
+        for minibatch in minibatches:
             self.optimizer.zero_grad(set_to_none=True)
-            for s in slices:
-                weight = len(tokens[s]) / len(tokens)
-                new = self.policy.token_logprobs(frames[s], instructions[s], tokens[s], config.temperature)
-                loss, clip_fraction = clipped_surrogate(new, old[s], chunk_advantages[s], config.clip_low, config.clip_high)
+            step = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "approx_kl": 0.0}
+            for part in pieces(minibatch):
+                weight = len(part) / len(minibatch)
+                new = self.policy.token_logprobs(frames[part.numpy()], instructions[part.numpy()].tolist(), tokens[part], config.temperature)
+                loss, clip_fraction = clipped_surrogate(new, old[part], chunk_advantages[part], config.clip_low, config.clip_high)
                 if reference is not None:
-                    kl = kl_k3(new, reference[s])
+                    kl = kl_k3(new, reference[part])
                     loss = loss + config.kl_coef * kl
-                    totals["kl"] += weight * kl.item() / config.epochs
+                    step["kl"] += weight * kl.item()
                 (weight * loss).backward()
-                totals["loss"] += weight * loss.item() / config.epochs
-                totals["clip_fraction"] += weight * clip_fraction.item() / config.epochs
-            norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip)
-            totals["grad_norm"] += float(norm) / config.epochs
+                with torch.no_grad():
+                    log_ratio = new - old[part]
+                    step["approx_kl"] += weight * float((log_ratio.exp() - 1 - log_ratio).mean())
+                    if totals["steps"] == 0:
+                        error = float((log_ratio.exp() - 1).abs().max())
+                        totals["first_ratio_error"] = max(totals["first_ratio_error"], error)
+                step["loss"] += weight * loss.item()
+                step["clip_fraction"] += weight * clip_fraction.item()
+            totals["approx_kl"] = step["approx_kl"]
+            if config.target_kl and step["approx_kl"] > config.target_kl:
+                break  # moved far enough from the policy that sampled these rollouts
+            totals["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip))
             self.optimizer.step()
+            totals["steps"] += 1
+            for key in ("loss", "clip_fraction", "kl"):
+                totals[key] += step[key]
+        # Means over the optimiser steps taken.
+        for key in ("loss", "clip_fraction", "kl", "grad_norm"):
+            totals[key] /= max(totals["steps"], 1)
         return totals

@@ -27,17 +27,58 @@ from gymnast_core.task import Task
 
 DEFAULT_TASKS = ("reach-v3", "push-v3", "drawer-open-v3", "button-press-v3")
 
+# One instruction per Meta-World v3 task (all 50), so any set of them can be named.
 INSTRUCTIONS = {
-    "reach-v3": "move the gripper to the goal marker",
-    "push-v3": "push the puck to the goal marker",
-    "pick-place-v3": "pick up the puck and place it at the goal marker",
-    "drawer-open-v3": "open the drawer",
-    "drawer-close-v3": "close the drawer",
-    "button-press-v3": "press the button",
+    "assembly-v3": "put the ring on the peg",
+    "basketball-v3": "dunk the ball into the basket",
+    "bin-picking-v3": "move the puck from one bin to the other",
+    "box-close-v3": "put the lid on the box",
     "button-press-topdown-v3": "press the button down from above",
+    "button-press-topdown-wall-v3": "press the button behind the wall down from above",
+    "button-press-v3": "press the button",
+    "button-press-wall-v3": "press the button behind the wall",
+    "coffee-button-v3": "press the button on the coffee machine",
+    "coffee-pull-v3": "pull the mug away from the coffee machine",
+    "coffee-push-v3": "push the mug under the coffee machine",
+    "dial-turn-v3": "turn the dial",
+    "disassemble-v3": "take the ring off the peg",
+    "door-close-v3": "close the door",
+    "door-lock-v3": "turn the door lock",
     "door-open-v3": "open the door",
-    "window-open-v3": "slide the window open",
+    "door-unlock-v3": "unlock the door",
+    "drawer-close-v3": "close the drawer",
+    "drawer-open-v3": "open the drawer",
+    "faucet-close-v3": "turn the faucet off",
+    "faucet-open-v3": "turn the faucet on",
+    "hammer-v3": "hammer the nail into the wall",
+    "hand-insert-v3": "put the puck into the hole",
+    "handle-press-side-v3": "press the handle down from the side",
+    "handle-press-v3": "press the handle down",
+    "handle-pull-side-v3": "pull the handle up from the side",
+    "handle-pull-v3": "pull the handle up",
+    "lever-pull-v3": "pull the lever up",
+    "peg-insert-side-v3": "insert the peg into the hole from the side",
+    "peg-unplug-side-v3": "unplug the peg from the side",
+    "pick-out-of-hole-v3": "pick the puck out of the hole",
+    "pick-place-v3": "pick up the puck and place it at the goal marker",
+    "pick-place-wall-v3": "pick up the puck and place it at the goal marker behind the wall",
+    "plate-slide-back-side-v3": "slide the plate back out of the goal from the side",
+    "plate-slide-back-v3": "slide the plate back out of the goal",
+    "plate-slide-side-v3": "slide the plate into the goal from the side",
+    "plate-slide-v3": "slide the plate into the goal",
+    "push-back-v3": "pull the puck back to the goal marker",
+    "push-v3": "push the puck to the goal marker",
+    "push-wall-v3": "push the puck around the wall to the goal marker",
+    "reach-v3": "move the gripper to the goal marker",
+    "reach-wall-v3": "move the gripper over the wall to the goal marker",
+    "shelf-place-v3": "place the puck on the shelf",
+    "soccer-v3": "kick the ball into the goal",
+    "stick-pull-v3": "pull the cup with the stick",
+    "stick-push-v3": "push the cup with the stick",
+    "sweep-into-v3": "sweep the puck into the hole",
+    "sweep-v3": "sweep the puck off the table",
     "window-close-v3": "slide the window closed",
+    "window-open-v3": "slide the window open",
 }
 
 # Meta-World: hand xyz deltas and a gripper effort (-1 opens, +1 closes), all in [-1, 1].
@@ -122,7 +163,8 @@ def expert_policy(task_name: str):
     """Meta-World's scripted expert for a task."""
     import metaworld.policies as policies
 
-    class_name = "Sawyer" + "".join(w.capitalize() for w in task_name.removesuffix("-v3").split("-")) + "V3Policy"
+    words = task_name.removesuffix("-v3").replace("peg-insert", "peg-insertion").split("-")  # its one irregular name
+    class_name = "Sawyer" + "".join(w.capitalize() for w in words) + "V3Policy"
     if not hasattr(policies, class_name):
         raise ValueError(f"no scripted expert {class_name} for task {task_name!r}")
     return getattr(policies, class_name)()
