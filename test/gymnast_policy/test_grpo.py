@@ -47,11 +47,12 @@ def test_clipped_surrogate_by_hand():
     loss, clipped = clipped_surrogate(new, old, adv, 0.2, 0.28)
     # +A, ratio above 1 + 0.28: clipped to 1.28. -A, ratio below 0.8: clipped to 0.8 -> -0.8.
     # -A, ratio 1.1: min(-2.2, -2.2) = -2.2. +A, ratio 0.7: min(1.4, 1.6) = 1.4 (not clipped).
-    assert loss.item() == pytest.approx(-(1.28 - 0.8 - 2.2 + 1.4) / 4)
-    assert clipped.item() == pytest.approx(0.5)
+    # Sums over rows (the trainer divides by the rows it learns from).
+    assert loss.item() == pytest.approx(-(1.28 - 0.8 - 2.2 + 1.4))
+    assert clipped.item() == pytest.approx(2.0)
     # The asymmetric clip: an upward ratio of 1.25 is inside (0.28), a downward 0.78 outside (0.2).
     loss, _ = clipped_surrogate(torch.log(torch.tensor([[1.25], [0.78]])), torch.zeros(2, 1), torch.tensor([1.0, -1.0]), 0.2, 0.28)
-    assert loss.item() == pytest.approx(-(1.25 - 0.8) / 2)
+    assert loss.item() == pytest.approx(-(1.25 - 0.8))
 
 
 def test_clip_stops_the_gradient_outside_the_trust_region():
@@ -311,3 +312,19 @@ def test_logprobs_are_scored_at_the_sampling_temperature(compact_policy):
         at_one = compact_policy.logprob(frames, instructions, chunk.tokens, 1.0).numpy()
     np.testing.assert_allclose(at_sampling, chunk.logprobs, atol=1e-5)
     assert np.abs(at_one - chunk.logprobs).max() > 0.1  # the check would see a temperature mismatch
+
+
+@pytest.mark.parametrize("lr, direction", [(3.0, -1), (1e-4, 1)])
+def test_the_learning_rate_adapts_to_the_desired_kl(lr, direction):
+    torch.manual_seed(0)
+    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=1, temperature=1.0, lr=lr, epochs=4, desired_kl=0.01)
+    trainer = GRPOTrainer(ContextPolicy(), ContextBanditEnv(), HitJudge(), config)
+    stats = trainer.update(BANDIT)
+    assert stats["steps"] == 4 and np.sign(stats["lr"] - lr) == direction
+
+
+def test_target_kl_stops_the_steps_of_an_update():
+    torch.manual_seed(0)
+    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=1, temperature=1.0, lr=3.0, epochs=4, target_kl=0.01)
+    stats = GRPOTrainer(ContextPolicy(), ContextBanditEnv(), HitJudge(), config).update(BANDIT)
+    assert stats["steps"] == 1 and stats["approx_kl"] > 0.01

@@ -361,7 +361,7 @@ class RLRun:
                 save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": config.env, "updates": 0}})
         pool = [i for i, t in enumerate(self.task_pool) if t.env_state["task"] in self.rl_tasks]
         fields = ["update", "reward", "success", "unknown", "groups_kept", "groups", "loss", "clip_fraction", "kl",
-                  "grad_norm", "entropy", "approx_kl", "steps", "first_ratio_error", "logprob_gap", "rollout_seconds",
+                  "grad_norm", "entropy", "approx_kl", "steps", "lr", "first_ratio_error", "logprob_gap", "rollout_seconds",
                   "judge_seconds", "learn_seconds", "real_episodes"]
         new_file = not (self.out / "metrics.csv").exists()
         with open(self.out / "metrics.csv", "a", newline="") as handle:

@@ -59,6 +59,11 @@ class GRPOConfig:
     # Stop an update's remaining optimiser steps once the policy has moved this far from the one
     # that sampled the rollouts (approximate KL per token; 0 = never), as cleanrl's PPO does.
     target_kl: float = 0.0
+    # Adapt the learning rate so that an update moves the policy about this far from the sampler
+    # (approximate KL per token, measured before each step after the first; 0 = a fixed lr): divided
+    # by 1.5 above twice it, multiplied by 1.5 under half of it, as rsl_rl's PPO does. Adam's first steps move every weight by about lr whatever its gradient, so
+    # a fixed lr that suits one policy can erase a task in one step for another.
+    desired_kl: float = 0.0
     # Chunks per forward/backward slice (gradient accumulation; memory only).
     microbatch: int = 128
 
@@ -66,7 +71,7 @@ class GRPOConfig:
         if self.group_size < 2:
             yield "group_size", "must be at least 2: GRPO's advantage compares each rollout with the others of its group"
         yield from at_least(self, {"tasks_per_update": 1, "horizon": 1, "epochs": 1, "minibatches": 1, "microbatch": 1,
-                                   "target_kl": 0})
+                                   "target_kl": 0, "desired_kl": 0})
         if self.temperature <= 0:
             yield "temperature", "must be positive: GRPO learns from sampled rollouts"
         if self.lr <= 0:
@@ -114,13 +119,14 @@ def keep_groups(rewards: np.ndarray, low: float, high: float) -> np.ndarray:
 
 def clipped_surrogate(new_logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
                       clip_low: float, clip_high: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped objective per token [N, T] with advantages [N]; returns (loss, clipped fraction)."""
+    """PPO's clipped objective per token [N, T] with advantages [N]; returns (loss, clipped fraction),
+    each a sum over the N rows of their mean over tokens (the caller divides by its row count)."""
     ratio = torch.exp(new_logprobs - old_logprobs)
     adv = advantages[:, None]
     unclipped = ratio * adv
     clipped = ratio.clamp(1 - clip_low, 1 + clip_high) * adv
-    loss = -torch.minimum(unclipped, clipped).mean()
-    clip_fraction = ((ratio < 1 - clip_low) & (adv < 0) | (ratio > 1 + clip_high) & (adv > 0)).float().mean()
+    loss = -torch.minimum(unclipped, clipped).mean(-1).sum()
+    clip_fraction = ((ratio < 1 - clip_low) & (adv < 0) | (ratio > 1 + clip_high) & (adv > 0)).float().mean(-1).sum()
     return loss, clip_fraction
 
 
@@ -215,20 +221,28 @@ class GRPOTrainer:
         stats = {"reward": known_mean(rewards), "success": float(verdict.success[verdict.known].mean()),
                  "unknown": int((~verdict.known).sum()), "groups_kept": int(keep.sum()), "groups": len(tasks), "loss": 0.0,
                  "clip_fraction": 0.0, "kl": 0.0, "grad_norm": 0.0, "entropy": float("nan"), "approx_kl": 0.0,
-                 "first_ratio_error": 0.0, "logprob_gap": 0.0, "steps": 0, "per_task": per_task}
+                 "first_ratio_error": 0.0, "logprob_gap": 0.0, "steps": 0, "lr": self.optimizer.param_groups[0]["lr"],
+                 "per_task": per_task}
         if keep.any():
-            stats.update(self._learn(rollouts, advantages[keep].reshape(-1), np.repeat(keep, config.group_size)))
+            kept = np.repeat(keep, config.group_size)
+            # With a KL anchor, every rollout's chunks keep the policy near the reference, the dropped
+            # groups' too: otherwise a task whose groups all fail drifts while the others learn.
+            entering = np.ones_like(kept) if self.reference is not None else kept
+            stats.update(self._learn(rollouts, advantages.reshape(-1), kept, entering))
         stats.update(rollout_seconds=rollout_seconds, judge_seconds=judge_seconds, learn_seconds=time.monotonic() - timer)
         return stats
 
-    def _learn(self, rollouts: Rollouts, advantages: np.ndarray, episode_mask: np.ndarray) -> dict:
+    def _learn(self, rollouts: Rollouts, advantages: np.ndarray, kept: np.ndarray, episode_mask: np.ndarray) -> dict:
+        """Steps on the chunks of the episodes in `episode_mask`: the clipped surrogate on those of the `kept`
+        episodes (advantages [B] per episode), the KL to the reference on all of them."""
         config = self.config
         queries = rollouts.frames.shape[1]
         frames = rollouts.frames[episode_mask].reshape(-1, *rollouts.frames.shape[2:])
         tokens = torch.from_numpy(rollouts.tokens[episode_mask].reshape(-1, rollouts.tokens.shape[-1]))
         sampled = torch.from_numpy(rollouts.logprobs[episode_mask].reshape(-1))
         instructions = np.array([i for i, keep in zip(rollouts.instructions, episode_mask) if keep for _ in range(queries)])
-        chunk_advantages = torch.from_numpy(np.repeat(advantages, queries))
+        chunk_advantages = torch.from_numpy(np.repeat(advantages[episode_mask], queries))
+        learns = torch.from_numpy(np.repeat(kept[episode_mask], queries))
         count = len(tokens)
 
         def pieces(index: torch.Tensor) -> list[torch.Tensor]:
@@ -256,24 +270,31 @@ class GRPOTrainer:
         for minibatch in minibatches:
             self.optimizer.zero_grad(set_to_none=True)
             step = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "approx_kl": 0.0}
+            learning = int(learns[minibatch].sum())
             for part in pieces(minibatch):
                 weight = len(part) / len(minibatch)
-                new = self.policy.token_logprobs(frames[part.numpy()], instructions[part.numpy()].tolist(), tokens[part], config.temperature)
-                loss, clip_fraction = clipped_surrogate(new, old[part], chunk_advantages[part], config.clip_low, config.clip_high)
+                new = self.policy.token_logprobs(frames[part.numpy()], instructions[part.numpy()].tolist(), tokens[part],
+                                                 config.temperature)
+                mask = learns[part]
+                loss, clip_fraction = clipped_surrogate(new[mask], old[part][mask], chunk_advantages[part][mask],
+                                                        config.clip_low, config.clip_high)
+                loss, clip_fraction = loss / max(learning, 1), clip_fraction / max(learning, 1)
                 if reference is not None:
                     kl = kl_k3(new, reference[part])
-                    loss = loss + config.kl_coef * kl
+                    loss = loss + config.kl_coef * weight * kl
                     step["kl"] += weight * kl.item()
-                (weight * loss).backward()
+                loss.backward()
                 with torch.no_grad():
                     log_ratio = new - old[part]
                     step["approx_kl"] += weight * float((log_ratio.exp() - 1 - log_ratio).mean())
                     if totals["steps"] == 0:
                         error = float((log_ratio.exp() - 1).abs().max())
                         totals["first_ratio_error"] = max(totals["first_ratio_error"], error)
-                step["loss"] += weight * loss.item()
-                step["clip_fraction"] += weight * clip_fraction.item()
+                step["loss"] += loss.item()
+                step["clip_fraction"] += clip_fraction.item()
             totals["approx_kl"] = step["approx_kl"]
+            if config.desired_kl and totals["steps"]:  # how far the steps so far have moved the policy
+                self._adapt_lr(step["approx_kl"])
             if config.target_kl and step["approx_kl"] > config.target_kl:
                 break  # moved far enough from the policy that sampled these rollouts
             totals["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.grad_clip))
@@ -284,4 +305,11 @@ class GRPOTrainer:
         # Means over the optimiser steps taken.
         for key in ("loss", "clip_fraction", "kl", "grad_norm"):
             totals[key] /= max(totals["steps"], 1)
+        totals["lr"] = self.optimizer.param_groups[0]["lr"]
         return totals
+
+    def _adapt_lr(self, kl: float) -> None:
+        desired = self.config.desired_kl
+        factor = 1 / 1.5 if kl > 2 * desired else 1.5 if kl < desired / 2 else 1.0
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
