@@ -437,12 +437,12 @@ class RLRun:
 
 def train_rl(config: RLConfig) -> Path:
     """Run (or resume) RL; returns the folder of the final policy."""
-    check_config(config)
     if (Path(config.out) / "summary.json").exists():
-        record_config(config.out, config, "gymnast rl", resuming=True, may_change=RESUMABLE_CHANGES)
         summary = read_json(Path(config.out) / "summary.json")
         finished = summary["updates"] >= config.updates or summary.get("gated_out") or summary.get("halted_at") is not None
         if finished and not summary.get("judge_unavailable"):
+            # A finished run is this config's result only if it ran under the same settings.
+            record_config(config.out, config, "gymnast rl", resuming=True, may_change=RESUMABLE_CHANGES)
             return Path(config.out) / "policy"
     run = RLRun(config)
     started = time.monotonic()

@@ -22,6 +22,7 @@ from gymnast_core.atomic import atomic_open, write_json
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.envs.metaworld_env import RealityConfig
+from gymnast_core.protocols import Verdict
 from gymnast_world_model.data import split_entries
 from gymnast_world_model.dream_env import DreamConfig
 from gymnast_reward.judges import JudgeConfig, make_judge
@@ -76,14 +77,9 @@ def per_instruction(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray
 
 def judge_videos(judge, videos: LabelledVideos, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(success, known, scores) of every video."""
-    success, known, scores = [], [], []
-    for start in range(0, len(videos.labels), batch_size):
-        part = slice(start, start + batch_size)
-        verdict = judge.judge(videos.videos[part], videos.instructions[part])
-        success.append(verdict.success)
-        known.append(verdict.known)
-        scores.append(verdict.scores)
-    return np.concatenate(success), np.concatenate(known), np.concatenate(scores)
+    verdict = Verdict.concat([judge.judge(videos.videos[start:start + batch_size], videos.instructions[start:start + batch_size])
+                              for start in range(0, len(videos.labels), batch_size)])
+    return verdict.success, verdict.known, verdict.scores
 
 
 def operating_points(labels: np.ndarray, scores: np.ndarray, known: np.ndarray,
