@@ -56,3 +56,18 @@ def test_real_episodes_are_counted_by_purpose_including_the_judges_extra_data(tm
         "demos": 40, "world-model data": 0, "judge policy rollouts": 384, "judge extra real episodes": 200,
         "real rollouts dreams restart from": 64, "real validation": 120, "total": 808}
     assert real_episodes_used(config, "sft") == {"demos": 40, "total": 40}
+
+
+def test_rl_arms_are_compared_with_sft_per_task_and_beyond_the_standard_errors():
+    from gymnast_bringup.bench import compare_with_sft, pool_seeds
+
+    def pooled(rates):
+        return pool_seeds([{"per_task": {t: {"success": p, "episodes": 120} for t, p in rates.items()}, "mean": 0.0}])
+
+    sft = pooled({"a-v3": 0.2, "b-v3": 0.3, "c-v3": 0.4})
+    rows = {"sft": {"real": sft}, "random": {"real": pooled({"a-v3": 0.0, "b-v3": 0.0, "c-v3": 0.0})},
+            "real-rl": {"real": pooled({"a-v3": 0.5, "b-v3": 0.6, "c-v3": 0.42})}}
+    (line,) = compare_with_sft(rows, "real")
+    assert line.startswith("- Real-RL / SFT: 1.69; it beats SFT by more than the standard errors")
+    assert "on 2 of 3 tasks (a, b)" in line  # c's +0.02 is within its standard error
+    assert compare_with_sft({"real-rl": rows["real-rl"]}, "real") == []

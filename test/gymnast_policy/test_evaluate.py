@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from gymnast_core.envs.metaworld_env import RealityConfig
 from gymnast_core.task import Task
-from gymnast_policy.evaluate import rollout
+from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout
 
 
 class StepCountingEnv:
@@ -44,3 +45,13 @@ def test_restarts_must_agree_and_come_before_the_horizon():
         rollout(StepCountingEnv(), [early, late], zero_chunk, 8)
     with pytest.raises(ValueError, match="restart at step 5"):
         rollout(StepCountingEnv(), [late], zero_chunk, 5)
+
+
+def test_the_reference_policies_bound_a_task_from_above_and_below(tmp_path):
+    reality = RealityConfig(tasks=("reach-v3",))
+    results = {policy: evaluate_policy(EvalPolicyConfig(policy=policy, reality=reality, episodes_per_task=4, videos_per_task=0,
+                                                        out=str(tmp_path / policy), threads=1))
+               for policy in ("expert", "random")}
+    assert results["expert"]["per_task"]["reach-v3"] == {"success": 1.0, "stderr": 0.0, "episodes": 4}
+    assert results["random"]["per_task"]["reach-v3"]["success"] < 0.5
+    assert (tmp_path / "random" / "results.json").exists()

@@ -5,9 +5,11 @@ Arms (the paper's Tables 1-2, plus Real-RL as an upper bound that pays for real 
 - iter-sft: its dream rollouts, filtered by the judge, mixed 1:1 with the demos, SFT again;
 - sim-rl: GRPO in the shifted "software simulator" with its ground-truth dense reward;
 - world-gymnast: GRPO in the dream with the judge's reward;
-- real-rl: GRPO in the reality with its true reward.
-Each arm is evaluated on held-out initial states (episodes_per_task per seed, several seeds),
-greedy, and also in the dream + judge from the same initial states (dream-estimated success).
+- real-rl: GRPO in the reality with its true reward;
+- expert and random: the scripted expert (the ceiling) and uniform random actions (the floor).
+Each arm is evaluated on held-out initial states (episodes_per_task per seed, several seeds), at the
+rollout temperature that GRPO trains (the table's figure) and greedy, and also in the dream + judge
+from the same initial states (dream-estimated success, greedy).
 Every stage caches its outputs under `out`, so a re-run only does what is missing.
 """
 
@@ -37,8 +39,12 @@ from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
 
-ARMS = ("sft", "world-gymnast", "sim-rl", "iter-sft", "real-rl")
-ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-gymnast": "World-Gymnast", "real-rl": "Real-RL"}
+# Reference policies: evaluated only, with neither training nor a dream estimate.
+REFERENCE_ARMS = ("expert", "random")
+ARMS = ("sft", "world-gymnast", "sim-rl", "iter-sft", "real-rl") + REFERENCE_ARMS
+ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-gymnast": "World-Gymnast", "real-rl": "Real-RL",
+              "expert": "scripted expert", "random": "random"}
+RL_ARMS = ("world-gymnast", "sim-rl", "iter-sft", "real-rl")
 
 
 @dataclass
@@ -63,7 +69,8 @@ class BenchConfig:
     iter_sft_steps: int = 300
     seeds: tuple[int, ...] = (0, 1, 2)
     episodes_per_task: int = 40
-    # Episodes per task of the dream-estimated success (the first of seed 0's initial states).
+    # Episodes per task of the dream-estimated success (the first of seed 0's initial states; 0 = none,
+    # e.g. for tasks the world model was not trained on).
     dream_episodes_per_task: int = 20
     threads: int = 2
     # The command line that produced the table (set by the CLI).
@@ -148,6 +155,8 @@ def train_iter_sft(config: BenchConfig, folder: Path) -> Path:
 
 def train_arm(config: BenchConfig, arm: str) -> Path:
     folder = Path(config.out) / arm
+    if arm in REFERENCE_ARMS:
+        return Path(arm)
     if arm == "sft":
         return Path(config.sft_policy)
     if arm == "iter-sft":
@@ -159,6 +168,8 @@ def train_arm(config: BenchConfig, arm: str) -> Path:
 
 def real_episodes_used(config: BenchConfig, arm: str) -> dict:
     """Real-environment episodes each arm consumed in training, by purpose."""
+    if arm in REFERENCE_ARMS:
+        return {"total": 0}
     demos = read_json(Path(config.sft_policy) / "policy.json").get("sft", {}).get("demos", 0)
     used = {"demos": demos}
     if arm in ("iter-sft", "world-gymnast"):
@@ -177,20 +188,24 @@ def real_episodes_used(config: BenchConfig, arm: str) -> dict:
     return {**used, "total": sum(used.values())}
 
 
-def evaluate_arm(config: BenchConfig, arm: str, policy_dir: Path) -> list[dict]:
+def evaluate_arm(config: BenchConfig, arm: str, policy_dir: Path, temperature: float) -> list[dict]:
+    """Per-seed results at `temperature` (0 = greedy; a reference arm has one, evaluated once)."""
     results = []
+    decoding = "greedy" if temperature == 0 or arm in REFERENCE_ARMS else f"t{temperature:g}"
     for seed in config.seeds:
-        out = Path(config.out) / "eval" / arm / f"seed{seed}"
+        out = Path(config.out) / "eval" / arm / decoding / f"seed{seed}"
         if not (out / "results.json").exists():
             evaluate_policy(EvalPolicyConfig(policy=str(policy_dir), reality=config.reality, episodes_per_task=config.episodes_per_task,
-                                             first_state=seed * config.episodes_per_task, out=str(out), seed=seed,
-                                             threads=config.threads))
+                                             first_state=seed * config.episodes_per_task, temperature=temperature,
+                                             out=str(out), seed=seed, threads=config.threads))
         results.append(read_json(out / "results.json"))
     return results
 
 
 def dream_estimate(config: BenchConfig, arm: str, policy_dir: Path) -> dict:
     """Greedy success as the dream + judge see it, from the real initial frames of seed 0's evaluation states."""
+    if arm in REFERENCE_ARMS or not config.dream_episodes_per_task:
+        return {"per_task": {}, "mean": float("nan"), "judge": None}
     path = Path(config.out) / "eval" / arm / "dream_estimate.json"
     if path.exists():
         return read_json(path)
@@ -221,6 +236,41 @@ def pool_seeds(results: list[dict]) -> dict:
     return {"per_task": per_task, "mean": mean, "mean_stderr": mean_se, "seed_means": seed_means}
 
 
+def compare_with_sft(rows: dict[str, dict], key: str) -> list[str]:
+    """Each learned arm against SFT on `key`'s results: the ratio of means, whether the margin exceeds
+    the standard errors, and the tasks where it gains by more than their combined standard error."""
+    if "sft" not in rows:
+        return []
+    sft = rows["sft"][key]
+    lines = []
+    for arm in (a for a in RL_ARMS if a in rows):
+        real = rows[arm][key]
+        margin, bar = real["mean"] - sft["mean"], real["mean_stderr"] + sft["mean_stderr"]
+        ratio = f"{real['mean'] / sft['mean']:.2f}" if sft["mean"] > 0 else "inf"
+        gains = [t.removesuffix("-v3") for t, r in real["per_task"].items()
+                 if r["success"] - sft["per_task"][t]["success"] > math.hypot(r["stderr"], sft["per_task"][t]["stderr"])]
+        verdict = "beats" if margin > bar else "does not beat"
+        lines.append(f"- {ARM_LABELS[arm]} / SFT: {ratio}; it {verdict} SFT by more than the standard errors ({margin:+.3f} vs "
+                     f"{real['mean_stderr']:.3f} + {sft['mean_stderr']:.3f} = {bar:.3f}); it gains beyond the standard error "
+                     f"on {len(gains)} of {len(real['per_task'])} tasks ({', '.join(gains) or 'none'}).")
+    return lines
+
+
+def results_table(rows: dict[str, dict], key: str, tasks: list[str], extra: bool) -> list[str]:
+    short = [t.removesuffix("-v3") for t in tasks]
+    header = "| arm | " + " | ".join(short) + " | mean |" + (" dream-estimated | real episodes used |" if extra else "")
+    lines = [header, "|---" * (len(tasks) + 2 + 2 * extra) + "|"]
+    for arm, row in rows.items():
+        real = row[key]
+        cells = [f"{real['per_task'][t]['success']:.3f} +- {real['per_task'][t]['stderr']:.3f}" for t in tasks]
+        line = f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | **{real['mean']:.3f} +- {real['mean_stderr']:.3f}** |"
+        if extra:
+            dream = "-" if math.isnan(row["dream"]["mean"]) else f"{row['dream']['mean']:.3f}"
+            line += f" {dream} | {row['episodes']['total']} |"
+        lines.append(line)
+    return lines
+
+
 def write_table(config: BenchConfig, rows: dict[str, dict]) -> Path:
     import matplotlib
 
@@ -231,36 +281,24 @@ def write_table(config: BenchConfig, rows: dict[str, dict]) -> Path:
     report.mkdir(parents=True, exist_ok=True)
     tasks = list(next(iter(rows.values()))["real"]["per_task"])
     short = [t.removesuffix("-v3") for t in tasks]
+    temperature = config.rl.grpo.temperature
     lines = ["# Dream-to-real benchmark", "", f"Produced by: `{config.command}`", "",
              f"Success in the unshifted reality on held-out initial states: {config.episodes_per_task} episodes per task "
-             f"per seed, seeds {list(config.seeds)} (n = {config.episodes_per_task * len(config.seeds)} per task), greedy "
-             "actions; +- is the binomial standard error. Dream-estimated success: the same policy, greedy, in the "
-             f"world model from the real first frames of the first {config.dream_episodes_per_task} of seed 0's states per "
-             "task, scored by the learned judge.", "",
-             "| arm | " + " | ".join(short) + " | mean | dream-estimated | real episodes used |",
-             "|---" * (len(tasks) + 4) + "|"]
-    for arm, row in rows.items():
-        real = row["real"]
-        cells = [f"{real['per_task'][t]['success']:.3f} +- {real['per_task'][t]['stderr']:.3f}" for t in tasks]
-        lines.append(f"| {ARM_LABELS[arm]} | " + " | ".join(cells) + f" | **{real['mean']:.3f} +- {real['mean_stderr']:.3f}** | "
-                     f"{row['dream']['mean']:.3f} | {row['episodes']['total']} |")
-    lines.append("")
-    means = {arm: row["real"]["mean"] for arm, row in rows.items()}
-    if "world-gymnast" in means:
-        for other in ("sft", "sim-rl"):
-            if other in means and means[other] > 0:
-                lines.append(f"- World-Gymnast / {ARM_LABELS[other]}: {means['world-gymnast'] / means[other]:.2f}")
-        if "sft" in rows:
-            wg, sft = rows["world-gymnast"]["real"], rows["sft"]["real"]
-            margin = wg["mean"] - sft["mean"]
-            bar = wg["mean_stderr"] + sft["mean_stderr"]
-            verdict = "beats" if margin > bar else "does not beat"
-            lines.append(f"- World-Gymnast {verdict} SFT by more than the standard errors: {margin:+.3f} vs "
-                         f"{wg['mean_stderr']:.3f} + {sft['mean_stderr']:.3f} = {bar:.3f}.")
+             f"per seed, seeds {list(config.seeds)} (n = {config.episodes_per_task * len(config.seeds)} per task); +- is the "
+             f"binomial standard error. The table's figure samples actions at the rollout temperature {temperature}: "
+             "that is the policy GRPO trains and the judge scores. Greedy decoding follows. " + (
+                 "Dream-estimated success: the same policy, greedy, in the world model from the real first frames of the first "
+                 f"{config.dream_episodes_per_task} of seed 0's states per task, scored by the learned judge."
+                 if config.dream_episodes_per_task else "Dream-estimated success was not measured."), "",
+             f"## Sampled at temperature {temperature}", ""]
+    lines += results_table(rows, "real", tasks, extra=True) + [""] + compare_with_sft(rows, "real")
+    lines += ["", "## Greedy", ""] + results_table(rows, "real_greedy", tasks, extra=False) + [""]
+    lines += compare_with_sft(rows, "real_greedy")
     lines += ["", "Real episodes used in training, by purpose:", ""]
     for arm, row in rows.items():
-        parts = ", ".join(f"{k} {v}" for k, v in row["episodes"].items() if k != "total")
-        lines.append(f"- {ARM_LABELS[arm]}: {parts}")
+        if arm not in REFERENCE_ARMS:
+            parts = ", ".join(f"{k} {v}" for k, v in row["episodes"].items() if k != "total")
+            lines.append(f"- {ARM_LABELS[arm]}: {parts}")
     lines += ["", "![success per task](table.png)", ""]
     path = report / "table.md"
     with atomic_open(path, "w") as handle:
@@ -276,7 +314,7 @@ def write_table(config: BenchConfig, rows: dict[str, dict]) -> Path:
         errors = [real["per_task"][t]["stderr"] for t in tasks] + [real["mean_stderr"]]
         axis.bar(x + i * width, values, width, yerr=errors, capsize=2, label=ARM_LABELS[arm])
     axis.set_xticks(x + width * (len(rows) - 1) / 2, short + ["mean"])
-    axis.set_ylabel("success in reality")
+    axis.set_ylabel(f"success in reality (sampled, T = {temperature})")
     axis.set_ylim(0, 1.05)
     axis.legend(ncols=len(rows), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.15))
     figure.tight_layout()
@@ -298,7 +336,9 @@ def run_bench(config: BenchConfig) -> Path:
     for arm in config.arms:
         started = time.monotonic()
         policy_dir = train_arm(config, arm)
-        rows[arm] = {"policy": str(policy_dir), "real": pool_seeds(evaluate_arm(config, arm, policy_dir)),
+        rows[arm] = {"policy": str(policy_dir),
+                     "real": pool_seeds(evaluate_arm(config, arm, policy_dir, config.rl.grpo.temperature)),
+                     "real_greedy": pool_seeds(evaluate_arm(config, arm, policy_dir, 0.0)),
                      "dream": dream_estimate(config, arm, policy_dir), "episodes": real_episodes_used(config, arm)}
         tqdm.write(f"[bench] {arm}: real {rows[arm]['real']['mean']:.3f} +- {rows[arm]['real']['mean_stderr']:.3f}, "
                    f"dream-estimated {rows[arm]['dream']['mean']:.3f} ({(time.monotonic() - started) / 60:.1f} min)")

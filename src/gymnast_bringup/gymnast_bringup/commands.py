@@ -169,4 +169,4 @@ def run(config: RunConfig) -> None:
     print("\n== 5/6 GRPO in the dream, then 6/6 evaluation in the reality")
     table = run_bench(bench)
     print(table.read_text())
-    print(f"table: {table}\nGIFs: {bench.out}/world-gymnast/gifs, {bench.out}/eval/*/seed0/episodes.gif")
+    print(f"table: {table}\nGIFs: {bench.out}/world-gymnast/gifs, {bench.out}/eval/*/*/seed0/episodes.gif")

@@ -100,9 +100,10 @@ def standard_error(p: float, n: int) -> float:
 
 @dataclass
 class EvalPolicyConfig:
-    """Evaluate a policy checkpoint (or the scripted expert) in the Meta-World reality."""
+    """Evaluate a policy checkpoint (or a reference policy) in the Meta-World reality."""
 
-    # Policy checkpoint folder, or 'expert' for Meta-World's scripted expert.
+    # Policy checkpoint folder, or a reference: 'expert' (Meta-World's scripted expert, the ceiling)
+    # or 'random' (uniform actions within the action bounds, the floor).
     policy: str = "outputs/default/policy_sft"
     reality: RealityConfig = field(default_factory=RealityConfig)
     episodes_per_task: int = 40
@@ -129,6 +130,10 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
     if config.policy == "expert":
         choose: ChunkFn = lambda frames, instructions: env.expert_actions()[:, None]  # noqa: E731
         image_size = None
+    elif config.policy == "random":
+        rng, spec = np.random.default_rng(config.seed), env.action_spec
+        choose = lambda frames, instructions: rng.uniform(spec.low, spec.high, (len(frames), 1, spec.dim))  # noqa: E731
+        image_size = None
     else:
         policy = load_policy(config.policy)
         if policy.action_spec.names != env.action_spec.names:
@@ -137,7 +142,7 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
         image_size = policy.image_size
     results, videos = {}, []
     try:
-        for task_name in tqdm(config.reality.tasks, desc="eval", unit="task"):
+        for task_name in tqdm(config.reality.tasks, desc=f"eval {Path(config.policy).name}", unit="task"):
             tasks = initial_states(task_name, "eval", config.episodes_per_task, start=config.first_state)
             outcomes = []
             for start in range(0, len(tasks), config.batch_size):
