@@ -29,13 +29,14 @@ FIELDS = ["run", "env", "measure", "update", "real_episodes", "success", "per_ta
 
 def real_points(folder: Path, label: str) -> list[dict]:
     """The run's real-success points, as CSV rows."""
-    env = read_json(folder / "config.json")["env"]
+    config = read_json(folder / "config.json")
+    env = config["env"]
     if env == "reality":
         with open(folder / "metrics.csv", newline="") as handle:
             return [{"run": label, "env": env, "measure": "training (sampled)", "update": int(r["update"]),
                      "real_episodes": int(r["real_episodes"]), "success": float(r["success"]), "per_task": r["per_task"]}
                     for r in csv.DictReader(handle)]
-    per_task_episodes = read_json(folder / "config.json")["validation_episodes_per_task"]
+    per_task_episodes = config["validation_episodes_per_task"]
     points, used = [], 0
     with open(folder / "validation.jsonl") as handle:
         for line in handle:

@@ -44,7 +44,6 @@ REFERENCE_ARMS = ("expert", "random")
 ARMS = ("sft", "world-gymnast", "sim-rl", "iter-sft", "real-rl") + REFERENCE_ARMS
 ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-gymnast": "World-Gymnast", "real-rl": "Real-RL",
               "expert": "scripted expert", "random": "random"}
-RL_ARMS = ("world-gymnast", "sim-rl", "iter-sft", "real-rl")
 
 
 @dataclass
@@ -243,7 +242,7 @@ def compare_with_sft(rows: dict[str, dict], key: str) -> list[str]:
         return []
     sft = rows["sft"][key]
     lines = []
-    for arm in (a for a in RL_ARMS if a in rows):
+    for arm in (a for a in rows if a not in ("sft", *REFERENCE_ARMS)):
         real = rows[arm][key]
         margin, bar = real["mean"] - sft["mean"], real["mean_stderr"] + sft["mean_stderr"]
         ratio = f"{real['mean'] / sft['mean']:.2f}" if sft["mean"] > 0 else "inf"
