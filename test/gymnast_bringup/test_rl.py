@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gymnast_bringup.rl import RLConfig, RLRun, agreeing_tasks, agrees, task_disagreement, task_gaps, train_rl
+from gymnast_bringup.rl import (RLConfig, RLRun, agreeing_tasks, agrees, balanced_draw, task_disagreement, task_gaps,
+                                train_rl)
 from gymnast_core.protocols import Verdict
 from gymnast_core.task import Task
 from gymnast_core.verdicts import JudgeUnavailableError
@@ -20,6 +21,19 @@ def verdict(success, known=None, reason="judged"):
     known = np.ones(len(success), bool) if known is None else known
     return Verdict(scores=np.where(known, success, np.nan).astype(np.float32), success=success & known, known=known,
                    rationales=[reason if not k else "judged" for k in known])
+
+
+def test_every_update_draws_every_task_as_evenly_as_its_size_allows():
+    task_of = ["reach"] * 30 + ["push"] * 3 + ["drawer"] * 10
+    rng = np.random.default_rng(0)
+    for count in (3, 8, 10):
+        picks = balanced_draw(rng, task_of, count)
+        drawn = np.array([task_of[i] for i in picks])
+        shares = [int((drawn == task).sum()) for task in ("reach", "push", "drawer")]
+        assert sum(shares) == count and max(shares) - min(shares) <= 1
+        for task in ("reach", "drawer"):  # enough states: none repeats
+            assert len(set(picks[drawn == task])) == (drawn == task).sum()
+    assert len(balanced_draw(rng, task_of, 2)) == 2
 
 
 def test_agreement_is_checked_per_task_not_on_the_mean():

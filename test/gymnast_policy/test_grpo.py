@@ -323,6 +323,14 @@ def test_the_learning_rate_adapts_to_the_desired_kl(lr, direction):
     assert stats["steps"] == 4 and np.sign(stats["lr"] - lr) == direction
 
 
+def test_the_adapted_learning_rate_stops_at_its_ceiling():
+    torch.manual_seed(0)
+    config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=1, temperature=1.0, lr=1e-4, epochs=4, desired_kl=0.01,
+                        max_lr=1.2e-4)
+    stats = GRPOTrainer(ContextPolicy(), ContextBanditEnv(), HitJudge(), config).update(BANDIT)
+    assert stats["lr"] == pytest.approx(1.2e-4)  # 1.5x growth steps, capped
+
+
 def test_target_kl_stops_the_steps_of_an_update():
     torch.manual_seed(0)
     config = GRPOConfig(group_size=8, tasks_per_update=4, horizon=1, temperature=1.0, lr=3.0, epochs=4, target_kl=0.01)

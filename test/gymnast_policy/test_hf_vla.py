@@ -6,7 +6,7 @@ import torch
 
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
 from gymnast_policy.checkpoint import load_policy, save_policy
-from gymnast_policy.hf_vla import PROMPT, HFVLAPolicy
+from gymnast_policy.hf_vla import HFVLAPolicy
 
 SPEC = BRIDGE_ACTION_SPEC.with_stats(NormStats.from_actions(np.random.default_rng(0).uniform(-0.05, 0.05, (100, 7))))
 

@@ -174,6 +174,19 @@ def dream_verdicts(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Se
     return Verdict.concat(verdicts)
 
 
+def balanced_draw(rng: np.random.Generator, task_of: Sequence[str], count: int) -> np.ndarray:
+    """`count` indices into `task_of` spread over its tasks as evenly as `count` allows (the remainder
+    to tasks chosen at random), each task's own drawn without replacement while they last: a task
+    left out of an update drifts with the others' steps and gets none of its own."""
+    task_of = np.asarray(task_of)
+    tasks = list(dict.fromkeys(task_of))
+    shares = np.full(len(tasks), count // len(tasks))
+    shares[rng.choice(len(tasks), count % len(tasks), replace=False)] += 1
+    picks = [rng.choice(np.flatnonzero(task_of == task), share, replace=int((task_of == task).sum()) < share)
+             for task, share in zip(tasks, shares)]
+    return np.concatenate(picks)
+
+
 def task_names(tasks: Sequence[Task]) -> list[str]:
     return [t.env_state["task"] for t in tasks]
 
@@ -376,8 +389,9 @@ class RLRun:
                         and self.update_index:
                     save_policy(self.policy, self.out / "restart_policy", {"rl": {"updates": self.update_index}})
                     self.task_pool = self._restart_points(self.policy)
-                picks = self.rng.choice(pool, config.grpo.tasks_per_update, replace=len(pool) < config.grpo.tasks_per_update)
-                tasks = [self.task_pool[i] for i in picks]
+                picks = balanced_draw(self.rng, [self.task_pool[i].env_state["task"] for i in pool],
+                                      config.grpo.tasks_per_update)
+                tasks = [self.task_pool[pool[i]] for i in picks]
                 stats = self.trainer.update(tasks)
                 self.update_index += 1
                 if config.env == "reality":

@@ -64,6 +64,10 @@ class GRPOConfig:
     # by 1.5 above twice it, multiplied by 1.5 under half of it, as rsl_rl's PPO does. Adam's first steps move every weight by about lr whatever its gradient, so
     # a fixed lr that suits one policy can erase a task in one step for another.
     desired_kl: float = 0.0
+    # The adapted lr's ceiling (rsl_rl bounds it too): steps that each stay near `desired_kl` still
+    # add up over an update's epochs, and at a few times the starting lr they swung the success of
+    # every task at once (0 = no ceiling).
+    max_lr: float = 0.0
     # Chunks per forward/backward slice (gradient accumulation; memory only).
     microbatch: int = 128
 
@@ -76,6 +80,8 @@ class GRPOConfig:
             yield "temperature", "must be positive: GRPO learns from sampled rollouts"
         if self.lr <= 0:
             yield "lr", "must be positive"
+        if self.max_lr and self.max_lr < self.lr:
+            yield "max_lr", f"must be at least lr ({self.lr}): it caps the adapted lr"
         if not 0 <= self.keep_success_low <= self.keep_success_high <= 1:
             yield "keep_success_low", f"the dynamic-sampling range [{self.keep_success_low}, {self.keep_success_high}] must lie within [0, 1]"
         if self.reward not in ("success", "score"):
@@ -312,4 +318,4 @@ class GRPOTrainer:
         desired = self.config.desired_kl
         factor = 1 / 1.5 if kl > 2 * desired else 1.5 if kl < desired / 2 else 1.0
         for group in self.optimizer.param_groups:
-            group["lr"] *= factor
+            group["lr"] = min(group["lr"] * factor, self.config.max_lr or float("inf"))
