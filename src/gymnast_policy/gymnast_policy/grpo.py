@@ -64,9 +64,8 @@ class GRPOConfig:
     # by 1.5 above twice it, multiplied by 1.5 under half of it, as rsl_rl's PPO does. Adam's first steps move every weight by about lr whatever its gradient, so
     # a fixed lr that suits one policy can erase a task in one step for another.
     desired_kl: float = 0.0
-    # The adapted lr's ceiling (rsl_rl bounds it too): steps that each stay near `desired_kl` still
-    # add up over an update's epochs, and at a few times the starting lr they swung the success of
-    # every task at once (0 = no ceiling).
+    # Ceiling of the adapted lr (0 = none), as rsl_rl bounds its own: steps that each stay near
+    # `desired_kl` still let it grow until updates swing every task at once (docs/bench/grpo_engine.md).
     max_lr: float = 0.0
     # Chunks per forward/backward slice (gradient accumulation; memory only).
     microbatch: int = 128
