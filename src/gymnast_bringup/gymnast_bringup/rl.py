@@ -389,8 +389,7 @@ class RLRun:
                         and self.update_index:
                     save_policy(self.policy, self.out / "restart_policy", {"rl": {"updates": self.update_index}})
                     self.task_pool = self._restart_points(self.policy)
-                picks = balanced_draw(self.rng, [self.task_pool[i].env_state["task"] for i in pool],
-                                      config.grpo.tasks_per_update)
+                picks = balanced_draw(self.rng, task_names([self.task_pool[i] for i in pool]), config.grpo.tasks_per_update)
                 tasks = [self.task_pool[pool[i]] for i in picks]
                 stats = self.trainer.update(tasks)
                 self.update_index += 1
