@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from gymnast_bringup.bench import BenchConfig, check_cache
+from gymnast_bringup.bench import BenchConfig, add_wall_minutes, check_cache
 
 
 def test_cached_arms_are_refused_under_other_settings(tmp_path):
@@ -71,3 +71,10 @@ def test_rl_arms_are_compared_with_sft_per_task_and_beyond_the_standard_errors()
     assert line.startswith("- Real-RL / SFT: 1.69; it beats SFT by more than the standard errors")
     assert "on 2 of 3 tasks (a, b)" in line  # c's +0.02 is within its standard error
     assert compare_with_sft({"real-rl": rows["real-rl"]}, "real") == []
+
+
+def test_an_arms_wall_time_adds_up_over_resumed_runs(tmp_path):
+    config = BenchConfig(out=str(tmp_path))
+    add_wall_minutes(config, "real-rl", 60.0)
+    assert add_wall_minutes(config, "real-rl", 30.0) == pytest.approx(1.5)
+    assert add_wall_minutes(config, "sft", 6.0) == pytest.approx(0.1)

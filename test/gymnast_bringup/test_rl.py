@@ -8,6 +8,7 @@ import torch
 
 from gymnast_bringup.rl import (RLConfig, RLRun, agreeing_tasks, agrees, balanced_draw, task_disagreement, task_gaps,
                                 train_rl)
+from gymnast_core.envs.metaworld_env import DEFAULT_TASKS
 from gymnast_core.protocols import Verdict
 from gymnast_core.task import Task
 from gymnast_core.verdicts import JudgeUnavailableError
@@ -130,8 +131,8 @@ def test_dream_rl_restarted_from_real_frames_judges_the_real_prefix_and_the_drea
         summary = run.run()
     finally:
         run.close()
-    # One real rollout prefix per RL task state (4 tasks x 1 state), counted as real episodes.
-    assert summary["real_episodes_rl"] == 4 and summary["updates"] == 1
+    # One real rollout prefix per RL task state (one state per task), counted as real episodes.
+    assert summary["real_episodes_rl"] == len(DEFAULT_TASKS) and summary["updates"] == 1
     assert all(t.history.shape == (2, 64, 64, 3) for t in run.task_pool)
     videos = run.trainer.last_rollouts.videos
     assert videos.shape[:2] == (2, 5)
@@ -177,6 +178,6 @@ def test_refreshed_restarts_are_rolled_out_by_the_current_policy_and_counted(shi
         summary = run.run()
     finally:
         run.close()
-    # 4 task states rolled out at the start and again before update 2, by the policy after update 1.
-    assert summary["real_episodes_rl"] == 8
+    # Each task state rolled out at the start and again before update 2, by the policy after update 1.
+    assert summary["real_episodes_rl"] == 2 * len(DEFAULT_TASKS)
     assert json.loads((tmp_path / "rl" / "restart_policy" / "policy.json").read_text())["rl"]["updates"] == 1

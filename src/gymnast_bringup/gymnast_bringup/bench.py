@@ -298,6 +298,9 @@ def write_table(config: BenchConfig, rows: dict[str, dict]) -> Path:
         if arm not in REFERENCE_ARMS:
             parts = ", ".join(f"{k} {v}" for k, v in row["episodes"].items() if k != "total")
             lines.append(f"- {ARM_LABELS[arm]}: {parts}")
+    lines += ["", f"Wall time on {config.threads} CPU threads, training and evaluation: "
+              + ", ".join(f"{ARM_LABELS[arm]} {row['wall_minutes']:.1f} min" for arm, row in rows.items())
+              + f"; the whole bench {sum(row['wall_minutes'] for row in rows.values()):.1f} min."]
     lines += ["", "![success per task](table.png)", ""]
     path = report / "table.md"
     with atomic_open(path, "w") as handle:
@@ -323,6 +326,15 @@ def write_table(config: BenchConfig, rows: dict[str, dict]) -> Path:
     return path
 
 
+def add_wall_minutes(config: BenchConfig, arm: str, seconds: float) -> float:
+    """The arm's wall time over every run of this bench (a resumed arm adds its new part), in minutes."""
+    path = Path(config.out) / "wall_minutes.json"
+    minutes = read_json(path) if path.exists() else {}
+    minutes[arm] = minutes.get(arm, 0.0) + seconds / 60
+    write_json(path, minutes)
+    return minutes[arm]
+
+
 def run_bench(config: BenchConfig) -> Path:
     unknown = [a for a in config.arms if a not in ARMS]
     if not config.arms:
@@ -339,8 +351,9 @@ def run_bench(config: BenchConfig) -> Path:
                      "real": pool_seeds(evaluate_arm(config, arm, policy_dir, config.rl.grpo.temperature)),
                      "real_greedy": pool_seeds(evaluate_arm(config, arm, policy_dir, 0.0)),
                      "dream": dream_estimate(config, arm, policy_dir), "episodes": real_episodes_used(config, arm)}
+        rows[arm]["wall_minutes"] = add_wall_minutes(config, arm, time.monotonic() - started)
         tqdm.write(f"[bench] {arm}: real {rows[arm]['real']['mean']:.3f} +- {rows[arm]['real']['mean_stderr']:.3f}, "
-                   f"dream-estimated {rows[arm]['dream']['mean']:.3f} ({(time.monotonic() - started) / 60:.1f} min)")
+                   f"dream-estimated {rows[arm]['dream']['mean']:.3f} ({rows[arm]['wall_minutes']:.1f} min)")
         table = write_table(config, rows)  # after every arm, so an interrupted bench still leaves a table
     return table
 

@@ -120,10 +120,12 @@ class RunConfig:
     world_model_eval: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     judge: TrainJudgeConfig = field(default_factory=TrainJudgeConfig)
-    # The main job compares SFT with World-Gymnast on one seed; `gymnast bench dream-to-real`
-    # runs every arm on several.
+    # The main job compares SFT with World-Gymnast on one seed and fewer GRPO updates, to fit its
+    # 30 minutes; `gymnast bench dream-to-real` runs every arm on several. These replace
+    # bench.arms, bench.seeds and bench.rl.updates.
     arms: tuple[str, ...] = ("sft", "world-gymnast")
     seeds: tuple[int, ...] = (0,)
+    updates: int = 16
     bench: BenchConfig = field(default_factory=BenchConfig)
 
 
@@ -136,7 +138,8 @@ def run(config: RunConfig) -> None:
     judge = shipped / "judge" if reuse else Path(f"{config.out}/judge")
     dream = replace(config.bench.dream, checkpoint=str(world_model))
     # Its own folder, not `gymnast bench dream-to-real`'s: the two run the arms under different settings.
-    bench = replace(config.bench, arms=config.arms, seeds=config.seeds, out=f"{config.out}/main_job", report=f"{config.out}/report",
+    bench = replace(config.bench, arms=config.arms, seeds=config.seeds, rl=replace(config.bench.rl, updates=config.updates),
+                    out=f"{config.out}/main_job", report=f"{config.out}/report",
                     dataset=f"{config.out}/data", sft_policy=str(policy), judge_dir=str(judge), dream=dream,
                     judge=replace(config.bench.judge, backend="learned", path=str(judge)),
                     command="gymnast run" + (" --from_scratch true" if config.from_scratch else ""))

@@ -60,13 +60,13 @@ class RLConfig:
     # The "software simulator" of Sim-RL: reality with a systematic visual and dynamics shift.
     sim_shift: ShiftConfig = field(default_factory=ShiftConfig)
     grpo: CpuGRPOConfig = field(default_factory=CpuGRPOConfig)
-    updates: int = 8
+    updates: int = 40
     # Initial states per task that RL draws its tasks from.
     task_states_per_task: int = 16
     # Real validation: episodes per task (the gate compares its verdicts episode by episode), every
     # `validate_every` updates (0 = before and after only).
     validation_episodes_per_task: int = 10
-    validate_every: int = 4
+    validate_every: int = 8
     # Dream and reality disagree on a task when the judge's verdict on the dream differs from the real
     # outcome in more than this fraction of its validation episodes (reported as reward hacking
     # during RL). Per episode, not per rate: rates can match by coincidence (measured: reach 0.6 in

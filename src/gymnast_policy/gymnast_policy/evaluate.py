@@ -149,7 +149,7 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
                 video, _ = rollout(env, tasks[start:start + config.batch_size], choose, config.reality.max_steps, image_size)
                 outcomes.append(env.success.copy())
                 if start == 0:
-                    videos += [video[i] for i in range(min(config.videos_per_task, len(video)))]
+                    videos.append([video[i] for i in range(min(config.videos_per_task, len(video)))])
             success = np.concatenate(outcomes)
             p = float(success.mean())
             results[task_name] = {"success": p, "stderr": standard_error(p, len(success)), "episodes": len(success)}
@@ -162,8 +162,10 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
                "episodes": n}
     out = Path(config.out)
     write_json(out / "results.json", summary)
-    if videos:
-        save_gif(out / "episodes.gif", [np.concatenate(videos[i::2], axis=1) for i in range(min(2, len(videos)))], fps=10, scale=2)
+    if videos and videos[0]:
+        # One row per task, one column per episode (every task has as many).
+        columns = [np.concatenate([row[k] for row in videos], axis=1) for k in range(len(videos[0]))]
+        save_gif(out / "episodes.gif", columns, fps=10, scale=2)
     return summary
 
 

@@ -41,14 +41,15 @@ class SFTConfig:
     out: str = "outputs/default/policy_sft"
     # Episode sources used as demonstrations.
     sources: tuple[str, ...] = ("expert",)
-    # Demonstrations per task (first N by key); 0 = all.
-    demos_per_task: int = 10
+    # Demonstrations per task (first N by key); 0 = all. Few demos and steps on purpose: they leave
+    # the policy room that RL can show (docs/policy/report.md).
+    demos_per_task: int = 5
     policy: CompactVLAConfig = field(default_factory=CompactVLAConfig)
     # Start from this policy checkpoint instead of fresh weights ('' = fresh; Iter-SFT sets it).
     init: str = ""
     # A second dataset (e.g. judge-filtered dream rollouts) mixed 1:1 with the demos ('' = none).
     mix_dataset: str = ""
-    steps: int = 2000
+    steps: int = 600
     batch_size: int = 64
     lr: float = 3e-4
     weight_decay: float = 0.01
