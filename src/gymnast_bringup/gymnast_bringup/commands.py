@@ -107,7 +107,7 @@ class RunConfig:
     collect -> world model -> SFT -> judge -> GRPO in the dream -> evaluation in the reality,
     ending in the results table and GIFs. By default the world model, SFT policy and judge
     start from the checkpoints this project trained and ships (checkpoints/default), so the job
-    fits ~30 minutes on 2 cores; `--from_scratch true` trains all three here (about an hour).
+    fits ~30 minutes on 2 cores; `--from_scratch true` trains all three here (about 36 minutes more).
     Every stage resumes: a finished stage is skipped on a re-run, an interrupted one continues.
     """
 
