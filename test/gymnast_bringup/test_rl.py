@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from gymnast_bringup.rl import (RLConfig, RLRun, agreeing_tasks, agrees, balanced_draw, task_disagreement, task_gaps,
-                                train_rl)
+from gymnast_bringup.rl import (UNCHECKED, RLConfig, RLRun, agreeing_tasks, agrees, balanced_draw, gate, judge_check,
+                                task_disagreement, task_gaps, train_rl)
 from gymnast_core.envs.metaworld_env import DEFAULT_TASKS
 from gymnast_core.protocols import Verdict
 from gymnast_core.task import Task
@@ -147,6 +147,14 @@ def test_overriding_one_grpo_field_on_the_command_line_keeps_the_cpu_defaults():
     assert config.grpo == CpuGRPOConfig(temperature=2.0)
 
 
+def validation(disagreement: dict[str, float], judge_status: dict[str, str] | None = None) -> dict:
+    """A validation result as RealityCheck.measure gives it, with every judge check passing unless told."""
+    statuses = judge_status or {}
+    result = {"task_disagreement": disagreement,
+              "judge_check": {task: {"status": statuses.get(task, "pass"), "reason": ""} for task in disagreement}}
+    return {**result, "gate": gate(result, 0.2)}
+
+
 def test_reward_hacking_found_by_a_validation_halts_rl_and_keeps_the_last_agreeing_policy(shipped, tmp_path):
     run = RLRun.__new__(RLRun)  # only what _keep_or_halt reads: no envs
     run.config = RLConfig(agreement_tolerance=0.2, out=str(tmp_path))
@@ -155,19 +163,27 @@ def test_reward_hacking_found_by_a_validation_halts_rl_and_keeps_the_last_agreei
     agreed = {k: v.clone() for k, v in run.policy.state_dict().items()}
     run.update_index = 4
     # Reach disagrees, but RL does not train on it: the policy of update 4 becomes the validated one.
-    run._keep_or_halt({"task_disagreement": {"reach": 0.6, "drawer": 0.1, "button": 0.0}})
+    run._keep_or_halt(validation({"reach": 0.6, "drawer": 0.1, "button": 0.0}))
     assert run.validated_update == 4 and run.halted_at is None
+    # A judge check that can no longer run (no real failures left) is no evidence of hacking.
+    run.update_index = 6
+    run._keep_or_halt(validation({"reach": 0.0, "drawer": 0.0, "button": 0.0}, {"drawer": UNCHECKED}))
+    assert run.validated_update == 6 and run.halted_at is None
     with torch.no_grad():
         for parameter in run.policy.parameters():
             parameter.add_(1.0)
     run.update_index = 8
-    run._keep_or_halt({"task_disagreement": {"reach": 0.6, "drawer": 0.4, "button": 0.0}})
-    assert run.halted_at == 8 and run.validated_update == 4
+    run._keep_or_halt(validation({"reach": 0.6, "drawer": 0.4, "button": 0.0}))
+    assert run.halted_at == 8 and run.validated_update == 6
     for name, value in run.policy.state_dict().items():
         torch.testing.assert_close(value, agreed[name])
     run.halted_at, run.config = None, replace(run.config, halt_on_divergence=False)
-    run._keep_or_halt({"task_disagreement": {"drawer": 0.4}})  # only flagged, as before the option
+    run._keep_or_halt(validation({"drawer": 0.4, "button": 0.0}))  # only flagged, as before the option
     assert run.halted_at is None and run.validated_update == 8
+    # A judge that now calls the button's real failures successes halts as well.
+    run.config = replace(run.config, halt_on_divergence=True)
+    run._keep_or_halt(validation({"drawer": 0.0, "button": 0.1}, {"button": "fail"}))
+    assert run.halted_at == 8 and run.validated_update == 8
 
 
 def test_refreshed_restarts_are_rolled_out_by_the_current_policy_and_counted(shipped, tmp_path):
@@ -181,3 +197,53 @@ def test_refreshed_restarts_are_rolled_out_by_the_current_policy_and_counted(shi
     # Each task state rolled out at the start and again before update 2, by the policy after update 1.
     assert summary["real_episodes_rl"] == 2 * len(DEFAULT_TASKS)
     assert json.loads((tmp_path / "rl" / "restart_policy" / "policy.json").read_text())["rl"]["updates"] == 1
+
+
+class BlindJudge:
+    """Calls a video a success when its last frame is bright, except on one task, where it sees no success."""
+
+    name = "blind-on-one-task"
+
+    def __init__(self, blind_instruction: str):
+        self.blind_instruction = blind_instruction
+
+    def judge(self, videos, instructions):
+        success = (videos[:, -1].mean(axis=(1, 2, 3)) > 128) & (np.array(instructions) != self.blind_instruction)
+        return verdict(success)
+
+
+def test_a_judge_blind_on_one_task_is_refused_by_the_gate_and_keeps_its_row_in_the_pooled_report(tmp_path):
+    from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
+    from gymnast_reward.calibrate import JudgeEvalConfig, evaluate_judge, format_results
+    from gymnast_reward.train_judge import LabelledVideos
+
+    tasks = list(DEFAULT_TASKS[:3])
+    blind = tasks[1]
+    names = [task for task in tasks for _ in range(8)]
+    labels = np.array([True, False] * 12)
+    videos = np.zeros((24, 5, 8, 8, 3), np.uint8)
+    videos[labels, -1] = 255
+    judge = BlindJudge(instruction_for(blind))
+    checks = judge_check(labels, judge.judge(videos, [instruction_for(t) for t in names]), names, 0.7, 0.2, 2)
+    assert checks[blind]["status"] == "fail" and checks[blind]["tpr"] == 0.0 and checks[blind]["fpr"] == 0.0
+    reasons = gate({"judge_check": checks, "task_disagreement": dict.fromkeys(tasks, 0.0)}, 0.2)
+    assert reasons[tasks[0]] == reasons[tasks[2]] == "" and "TPR 0.00 < 0.7" in reasons[blind]
+
+    (tmp_path / "cache").mkdir()
+    LabelledVideos(videos, [instruction_for(t) for t in names], labels, ["expert"] * 24).save(tmp_path / "cache" / "real.npz")
+    config = JudgeEvalConfig(reality=RealityConfig(tasks=tuple(tasks)), videos_cache=str(tmp_path / "cache"), out=str(tmp_path / "eval"))
+    report = format_results(evaluate_judge(config, judge)).splitlines()
+    row = {line.split("|")[1].strip(): line for line in report if line.startswith("| ")}
+    assert "| 0.00 +- 0.00 (0/4) | 0.00 +- 0.00 (0/4) |" in row[blind]
+    assert "| 1.00 +- 0.00 (4/4) |" in row[tasks[0]]
+    assert "| 0.67 +- 0.14 (8/12) |" in row["*all tasks*"]  # the pooled TPR, printed below the rows it pools
+
+
+def test_a_task_without_enough_real_successes_cannot_be_checked_and_says_what_would_check_it():
+    names = ["sweep"] * 10
+    labels = np.array([True] + [False] * 9)
+    checks = judge_check(labels, verdict(labels.copy()), names, 0.7, 0.2, 2)
+    assert checks["sweep"]["status"] == UNCHECKED and checks["sweep"]["tpr"] is None and checks["sweep"]["fpr"] == 0.0
+    assert "only 1 real successes" in checks["sweep"]["reason"] and "--gate_expert_episodes_per_task" in checks["sweep"]["reason"]
+    reasons = gate({"judge_check": checks, "task_disagreement": {"sweep": 0.0}}, 0.2)
+    assert reasons["sweep"].startswith("judge cannot be checked")

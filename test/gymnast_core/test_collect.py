@@ -13,16 +13,19 @@ from gymnast_core.envs.metaworld_env import RealityConfig
 def test_collect_labels_from_env_and_resumes(tmp_path, monkeypatch):
     config = CollectConfig(
         out=str(tmp_path / "ds"), reality=RealityConfig(tasks=("reach-v3", "button-press-v3"), image_size=32),
-        expert=2, noisy=1, random=1, workers=2,
+        expert=2, noisy=1, random=1, stopped=1, workers=2,
     )
     dataset = collect(config)
-    assert len(dataset) == 8
+    assert len(dataset) == 10
     summary = dataset.summary()
     assert summary["sources"]["expert"]["success_rate"] == 1.0
     assert summary["sources"]["random"]["success_rate"] == 0.0
     episode = dataset[0]
     assert episode.frames.shape == (41, 32, 32, 3) and episode.actions.shape == (40, 4)
     assert dataset.action_spec.stats is not None
+    stopped = next(dataset.load(e) for e in dataset.entries if e.key.startswith("reach-v3/stopped/"))
+    stop = stopped.metadata["stopped_at"]
+    assert 10 <= stop <= 30 and not stopped.actions[stop:].any() and stopped.actions[:stop].any()
 
     assert dataset.info["tasks"] == ["reach-v3", "button-press-v3"]
 
@@ -36,9 +39,9 @@ def test_collect_labels_from_env_and_resumes(tmp_path, monkeypatch):
     assert EpisodeDataset.open(config.out).action_spec.stats is None
     # ... and the rerun computes them over every episode.
     resumed = collect(config)
-    assert len(resumed) == 10
+    assert len(resumed) == 12
     assert resumed.action_spec.stats == NormStats.from_actions(np.concatenate([e.actions for e in resumed]))
-    assert [e.key for e in resumed.entries][:8] == index_before
+    assert [e.key for e in resumed.entries][:10] == index_before
     # The same key is the same episode: collection is deterministic given the seed.
     by_key = {e.key: e for e in resumed.entries}
     first = resumed.load(by_key["reach-v3/noisy/00000"])
@@ -50,7 +53,7 @@ def test_collect_labels_from_env_and_resumes(tmp_path, monkeypatch):
                              (replace(config.reality, max_steps=10), r"holds episodes of \[40\] steps .* cannot add 10-step")):
         with pytest.raises(DatasetError, match=message):
             collect(replace(config, reality=reality, expert=4))
-    assert len(EpisodeDataset.open(config.out)) == 10
+    assert len(EpisodeDataset.open(config.out)) == 12
 
 
 def _killed(self):

@@ -38,6 +38,7 @@ from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
 from gymnast_policy.evaluate import rollout
 from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer, mean_per_key
+from gymnast_reward.calibrate import metrics_by
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
@@ -72,10 +73,21 @@ class RLConfig:
     # during RL). Per episode, not per rate: rates can match by coincidence (measured: reach 0.6 in
     # both before RL, then hacked).
     agreement_tolerance: float = 0.2
-    # Dream RL only on the tasks where that check found dream and reality agree before RL: a task
-    # the dream + judge get wrong rewards un-learning it (measured: drawer-open 0.975 -> 0.325).
-    # With no task left, RL makes no update and summary.json says `gated_out`.
+    # Dream RL only on the tasks that pass the gate before RL: the judge check below, and the
+    # dream and reality agreeing as above. A task the dream + judge get wrong rewards un-learning
+    # it (measured: drawer-open 0.975 -> 0.325). With no task left, RL makes no update and
+    # summary.json says `gated_out`.
     gate_tasks: bool = True
+    # The judge check: on a task's real validation episodes the judge finds the real successes
+    # (TPR >= gate_min_tpr) and rejects the real failures (FPR <= gate_max_fpr), each rate over at
+    # least gate_min_examples episodes; with fewer, the task "cannot be checked" and RL leaves it out.
+    gate_min_tpr: float = 0.7
+    gate_max_fpr: float = 0.2
+    gate_min_examples: int = 2
+    # Scripted-expert episodes per task from the first validation states (at most all of them),
+    # judged once, so that a task the policy rarely succeeds at still shows the judge real
+    # successes (0 = none).
+    gate_expert_episodes_per_task: int = 5
     # Stop dream RL when a validation finds the dream and reality disagreeing on a task RL trains
     # on (reward hacking), and keep the policy of the last validation that agreed: between two
     # checks a weaker SFT policy's drawer-open went 0.95 -> 0.00 in reality while the dream said
@@ -101,7 +113,8 @@ class RLConfig:
         if self.env not in ENVS:
             yield "env", f"must be one of {', '.join(ENVS)}"
         yield from at_least(self, {"updates": 1, "task_states_per_task": 1, "validation_episodes_per_task": 1,
-                                   "validate_every": 0, "refresh_restarts_every": 0, "gifs": 0, "threads": 1})
+                                   "validate_every": 0, "refresh_restarts_every": 0, "gifs": 0, "threads": 1,
+                                   "gate_min_examples": 1, "gate_expert_episodes_per_task": 0})
         if self.env == "dream" and not 0 <= self.dream_restart_step < self.grpo.horizon:
             yield "dream_restart_step", f"must lie in [0, the horizon {self.grpo.horizon}): the dream has to run at least one step"
 
@@ -161,6 +174,51 @@ def agreeing_tasks(disagreement: dict[str, float], tolerance: float) -> list[str
     return [task for task, value in disagreement.items() if abs(value) <= tolerance + 1e-9]
 
 
+UNCHECKED = "cannot be checked"
+
+
+def judge_check(real: np.ndarray, verdict: Verdict, tasks: Sequence[str], min_tpr: float, max_fpr: float,
+                min_examples: int) -> dict[str, dict]:
+    """Per task, the judge's verdicts on real episodes against their real outcomes: TPR, FPR (None
+    where fewer than `min_examples` episodes count) and `status`: 'pass', 'fail' or UNCHECKED."""
+    checks = {}
+    for task, m in metrics_by(list(tasks), real, verdict.success, verdict.known).items():
+        c = m["confusion"]
+        positives, negatives = c["tp"] + c["fn"], c["fp"] + c["tn"]
+        tpr = m["tpr"] if positives >= min_examples else None
+        fpr = m["fpr"] if negatives >= min_examples else None
+        problems = []
+        if tpr is not None and tpr < min_tpr:
+            problems.append(f"TPR {tpr:.2f} < {min_tpr}")
+        if fpr is not None and fpr > max_fpr:
+            problems.append(f"FPR {fpr:.2f} > {max_fpr}")
+        missing = [f"{count} real {kind}" for kind, count in (("successes", positives), ("failures", negatives))
+                   if count < min_examples]
+        if problems:
+            status, reason = "fail", "; ".join(problems)
+        elif missing:
+            status = UNCHECKED
+            reason = (f"only {' and '.join(missing)} (needs {min_examples}); more real episodes from the same states "
+                      "would check it, e.g. the expert's (--gate_expert_episodes_per_task)")
+        else:
+            status, reason = "pass", ""
+        checks[task] = {"tpr": tpr, "fpr": fpr, "positives": positives, "negatives": negatives, "status": status, "reason": reason}
+    return checks
+
+
+def gate(result: dict, tolerance: float) -> dict[str, str]:
+    """Per task, '' if the task passes the gate (the judge check, and dream and reality agreeing
+    episode by episode within `tolerance`), else why not."""
+    reasons = {}
+    for task, check in result["judge_check"].items():
+        why = [f"judge {check['status']}" + (f" ({check['reason']})" if check["reason"] else "")] if check["status"] != "pass" else []
+        disagreement = result["task_disagreement"][task]
+        if task not in agreeing_tasks({task: disagreement}, tolerance):
+            why.append(f"dream and reality differ on {disagreement:.0%} of episodes (> {tolerance:.0%})")
+        reasons[task] = "; ".join(why)
+    return reasons
+
+
 def dream_verdicts(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
                    batch_size: int = 32) -> Verdict:
     """The judge's verdicts on greedy rollouts in the dream from the tasks' real first frames."""
@@ -200,6 +258,22 @@ class RealityCheck:
                   for t in initial_states(name, "train", config.validation_episodes_per_task, VALIDATION_SEEDS)]
         self.tasks = states
         self.real_episodes = 0
+        # The judge's verdicts on the expert episodes, with their real outcomes (the judge does not change).
+        self.expert_judged: tuple[np.ndarray, Verdict, list[str]] | None = None
+
+    def _judged_expert(self) -> tuple[np.ndarray, Verdict, list[str]]:
+        """Real outcomes, verdicts and task names of the expert's episodes from the first validation states."""
+        if self.expert_judged is None:
+            count = self.config.gate_expert_episodes_per_task
+            tasks = [t for i, t in enumerate(self.tasks) if i % self.config.validation_episodes_per_task < count]
+            real, verdict = np.zeros(0, bool), Verdict(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, bool), [])
+            if tasks:
+                videos, _ = rollout(self.reality, tasks, lambda f, i: self.reality.expert_actions()[:, None],
+                                    self.config.reality.max_steps)
+                real, verdict = self.reality.success.copy(), self.judge.judge(videos, [t.instruction for t in tasks])
+                self.real_episodes += len(tasks)
+            self.expert_judged = (real, verdict, task_names(tasks))
+        return self.expert_judged
 
     def measure(self, policy: TokenPolicy) -> dict:
         choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
@@ -209,6 +283,11 @@ class RealityCheck:
             self.real_episodes += len(real)
             result = {"real_success": float(real.mean()), "real_per_task": success_rates(real, self.tasks)}
         if self.dream_env is not None:
+            config = self.config
+            expert_real, expert_verdict, expert_tasks = self._judged_expert()
+            judged = Verdict.concat([self.judge.judge(videos, [t.instruction for t in self.tasks]), expert_verdict])
+            result["judge_check"] = judge_check(np.concatenate([real, expert_real]), judged, task_names(self.tasks) + expert_tasks,
+                                                config.gate_min_tpr, config.gate_max_fpr, config.gate_min_examples)
             # The dream starts from the real rollout's frame at the restart step (its first frame at 0).
             tasks = restarted(self.tasks, videos, self.config.dream_restart_step)
             dreamed = dream_verdicts(policy, self.dream_env, self.judge, tasks, self.config.grpo.horizon)
@@ -220,6 +299,7 @@ class RealityCheck:
             result["task_gaps"] = task_gaps(result["real_per_task"], result["dream_per_task"])
             result["task_disagreement"] = task_disagreement(real, dreamed, self.tasks, min_known)
             result["agrees"] = agrees(result["task_disagreement"], self.config.agreement_tolerance)
+            result["gate"] = gate(result, self.config.agreement_tolerance)
         return result
 
 
@@ -317,11 +397,16 @@ class RLRun:
                              for task, gap in result["task_gaps"].items())
             tqdm.write(f"[update {self.update_index}] dream-estimated success {result['dream_success']:.2f} vs real "
                        f"{result['real_success']:.2f} (dream - real per task: {gaps}): {verdict}")
+            for task, check in result["judge_check"].items():
+                rates = ", ".join(f"{name} {check[key]:.2f}" if check[key] is not None else f"{name} -"
+                                  for name, key in (("TPR", "tpr"), ("FPR", "fpr")))
+                tqdm.write(f"  {task}: judge on real episodes {rates} ({check['positives']} successes, "
+                           f"{check['negatives']} failures): {result['gate'][task] or 'passes the gate'}")
         else:
             tqdm.write(f"[update {self.update_index}] real success {result['real_success']:.2f}")
 
     def _check_before_rl(self, writer) -> bool:
-        """Validate the starting policy; with `gate_tasks`, keep only the tasks where dream and reality agree.
+        """Validate the starting policy; with `gate_tasks`, keep only the tasks that pass the gate.
 
         False when no task is left: RL in this dream would train on a wrong reward.
         """
@@ -334,15 +419,15 @@ class RLRun:
                        "policy's dreamed rollouts (`gymnast train-judge --policy ...`), failure-rich world-model "
                        "data, shorter dreams restarted from real frames (--dream_restart_step).")
         self._log_validation(before, writer)
-        if not (config.gate_tasks and "task_disagreement" in before):
+        if not (config.gate_tasks and "gate" in before):
             return True
-        self.rl_tasks = agreeing_tasks(before["task_disagreement"], config.agreement_tolerance)
+        self.rl_tasks = [task for task, why in before["gate"].items() if not why]
         if not self.rl_tasks:
-            tqdm.write(f"WARNING: no task passes the dream-vs-real check (tolerance {config.agreement_tolerance}); "
+            tqdm.write("WARNING: no task passes the gate (the judge on real episodes, and dream and reality agreeing); "
                        "RL in this dream would train on a wrong reward, so no update is made and the policy stays "
                        "the starting one. Refresh the judge or the world model, or pass --gate_tasks false.")
             return False
-        tqdm.write(f"dream RL on the tasks where dream and reality agree: {', '.join(self.rl_tasks)}")
+        tqdm.write(f"dream RL on the tasks that pass the gate: {', '.join(self.rl_tasks)}")
         return True
 
     def run(self) -> dict:
@@ -416,19 +501,21 @@ class RLRun:
         return self._write_summary()
 
     def _keep_or_halt(self, result: dict) -> None:
-        """After a validation: keep this policy as the last validated one, or, when the dream and
-        reality now disagree on a task RL trains on, restore the last validated policy and halt."""
-        disagreement = result.get("task_disagreement")
-        if disagreement is None:
+        """After a validation: keep this policy as the last validated one, or, when a task RL trains on
+        now fails the gate, restore the last validated policy and halt. A judge check that cannot be
+        run any more (e.g. a task with no real failures left) does not halt: nothing refutes the judge."""
+        if "gate" not in result:
             return
-        hacked = [task for task in self.rl_tasks if task not in agreeing_tasks(disagreement, self.config.agreement_tolerance)]
+        tolerance = self.config.agreement_tolerance
+        hacked = [task for task in self.rl_tasks if result["judge_check"][task]["status"] == "fail"
+                  or task not in agreeing_tasks({task: result["task_disagreement"][task]}, tolerance)]
         if not (hacked and self.config.halt_on_divergence):
             save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": self.config.env, "updates": self.update_index}})
             self.validated_update = self.update_index
             return
-        tqdm.write(f"HALT: reward hacking on {', '.join(hacked)} (dream and reality disagree on more than "
-                   f"{self.config.agreement_tolerance:.0%} of its episodes); keeping the policy of update "
-                   f"{self.validated_update}, the last validation that agreed")
+        why = ", ".join(f"{task} ({result['gate'][task]})" for task in hacked)
+        tqdm.write(f"HALT: reward hacking on {why}; keeping the policy of update {self.validated_update}, "
+                   "the last validation that passed")
         self.policy.load_state_dict(load_policy(self.out / "validated_policy").state_dict())
         self.halted_at = self.update_index
 

@@ -1,9 +1,10 @@
 """Collect "real" video-action data in the evaluation reality.
 
-Three sources, so the world model and the judge see plenty of failures and near-misses:
-  expert  Meta-World's scripted expert (the SFT demonstrations);
-  noisy   the expert plus Gaussian noise of a per-episode scale (near-misses, partial successes);
-  random  exploration: random actions held for a few steps, so the arm travels.
+Sources, so the world model and the judge see plenty of failures and near-misses:
+  expert   Meta-World's scripted expert (the SFT demonstrations);
+  noisy    the expert plus Gaussian noise of a per-episode scale (near-misses, partial successes);
+  random   exploration: random actions held for a few steps, so the arm travels;
+  stopped  (none by default) the expert halting partway, so the hand stops short of the goal.
 Every episode is fully determined by its key's seed, so an interrupted collection resumes by
 skipping keys already in the dataset. Episodes are produced by a process pool and written by
 this process alone, which holds the dataset's writer lock.
@@ -25,7 +26,10 @@ from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial
 from gymnast_core.episode import Episode
 
 # Seed blocks per source keep initial states of different sources apart.
-_SOURCE_SEED_BLOCK = {"expert": 0, "noisy": 100_000, "random": 200_000}
+_SOURCE_SEED_BLOCK = {"expert": 0, "noisy": 100_000, "random": 200_000, "stopped": 500_000}
+SOURCES = tuple(_SOURCE_SEED_BLOCK)
+# The `stopped` expert halts at a step drawn from this fraction of the episode.
+STOP_FRACTION = (0.25, 0.75)
 
 
 @dataclass
@@ -41,6 +45,8 @@ class CollectConfig:
     noisy: int = 50
     # Episodes per task of random exploration.
     random: int = 25
+    # Episodes per task of the expert stopping partway.
+    stopped: int = 0
     # Range of the noisy expert's per-episode noise scale (action units).
     noise_std: tuple[float, float] = (0.2, 0.8)
     # Index of the first initial state in each source's seed block: a second dataset with a
@@ -50,23 +56,30 @@ class CollectConfig:
     workers: int = 2
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        yield from at_least(self, {"expert": 0, "noisy": 0, "random": 0, "first_seed": 0, "workers": 1})
+        yield from at_least(self, {"expert": 0, "noisy": 0, "random": 0, "stopped": 0, "first_seed": 0, "workers": 1})
 
 
 @dataclass(frozen=True)
-class _Job:
+class EpisodeJob:
+    """One episode to collect: its dataset key, task, source (one of SOURCES) and initial state."""
+
     key: str
     task: str
     source: str
     seed: int
+    split: str = "train"
+    # Range of the per-episode noise scale of the `noisy` source (action units).
+    noise_std: tuple[float, float] = (0.0, 0.0)
 
 
-def plan_jobs(config: CollectConfig) -> list[_Job]:
+def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
     jobs = []
     for task in config.reality.tasks:
-        for source, count in (("expert", config.expert), ("noisy", config.noisy), ("random", config.random)):
+        for source, count in (("expert", config.expert), ("noisy", config.noisy), ("random", config.random),
+                              ("stopped", config.stopped)):
             for i in range(config.first_seed, config.first_seed + count):
-                jobs.append(_Job(f"{task}/{source}/{i:05d}", task, source, _SOURCE_SEED_BLOCK[source] + i))
+                jobs.append(EpisodeJob(f"{task}/{source}/{i:05d}", task, source, _SOURCE_SEED_BLOCK[source] + i,
+                                       noise_std=config.noise_std))
     return jobs
 
 
@@ -94,17 +107,22 @@ class HeldRandomActions:
         return self.held
 
 
-def rollout(env: MetaWorldEnv, job: _Job, noise_std: tuple[float, float]) -> Episode:
+def rollout(env: MetaWorldEnv, job: EpisodeJob) -> Episode:
     """One episode of `job.source` from the job's seeded initial state."""
-    (task,) = initial_states(job.task, "train", 1, start=job.seed)
-    rng = np.random.default_rng([job.seed, list(_SOURCE_SEED_BLOCK).index(job.source)])
+    if job.source not in SOURCES:
+        raise ValueError(f"unknown episode source {job.source!r}; choose one of {', '.join(SOURCES)}")
+    (task,) = initial_states(job.task, job.split, 1, start=job.seed)
+    rng = np.random.default_rng([job.seed, SOURCES.index(job.source)])
     frames = [env.reset([task])[0]]
     actions = []
-    sigma = rng.uniform(*noise_std)
+    sigma = rng.uniform(*job.noise_std)
     explore = HeldRandomActions(env.action_spec.dim, rng)
-    for _ in range(env.config.max_steps):
-        if job.source == "expert":
+    stop_at = int(rng.uniform(*STOP_FRACTION) * env.config.max_steps)
+    for step in range(env.config.max_steps):
+        if job.source == "expert" or job.source == "stopped" and step < stop_at:
             action = env.expert_actions()[0]
+        elif job.source == "stopped":
+            action = np.zeros(env.action_spec.dim)
         elif job.source == "noisy":
             action = env.expert_actions()[0] + rng.normal(0.0, sigma, env.action_spec.dim)
         else:
@@ -118,31 +136,35 @@ def rollout(env: MetaWorldEnv, job: _Job, noise_std: tuple[float, float]) -> Epi
         instruction=task.instruction,
         success=bool(env.success[0]),
         metadata={"source": job.source, "task": job.task, "seed": job.seed, "robot": "sawyer-metaworld",
-                  "fps": env.action_spec.control_hz, "noise_std": float(sigma) if job.source == "noisy" else 0.0},
+                  "fps": env.action_spec.control_hz, "noise_std": float(sigma) if job.source == "noisy" else 0.0,
+                  "split": job.split, **({"stopped_at": stop_at} if job.source == "stopped" else {})},
     )
 
 
-def _run_job(args: tuple[_Job, tuple[float, float]]) -> tuple[_Job, Episode]:
-    job, noise_std = args
+def _run_job(job: EpisodeJob) -> tuple[EpisodeJob, Episode]:
     assert _worker_env is not None
-    return job, rollout(_worker_env, job, noise_std)
+    return job, rollout(_worker_env, job)
 
 
-def collect(config: CollectConfig) -> EpisodeDataset:
+def collect_jobs(out: str, reality: RealityConfig, jobs: list[EpisodeJob], workers: int) -> EpisodeDataset:
+    """Roll out every job whose key `out` lacks, in a pool of `workers` processes, into the dataset at `out`."""
     # Locks the folder and checks a resumed dataset's actions, frame size and episode length
     # before any worker starts; leaving the block computes statistics over every episode.
     with EpisodeDataset.create(
-        config.out, MetaWorldEnv(config.reality).action_spec, image_size=config.reality.image_size,
-        episode_steps=config.reality.max_steps, tasks=list(config.reality.tasks),
+        out, MetaWorldEnv(reality).action_spec, image_size=reality.image_size,
+        episode_steps=reality.max_steps, tasks=list(reality.tasks),
     ) as dataset:
-        todo = [job for job in plan_jobs(config) if job.key not in dataset]
+        todo = [job for job in jobs if job.key not in dataset]
         if todo:
             ctx = mp.get_context("spawn")
-            with ctx.Pool(config.workers, initializer=_init_worker, initargs=(config.reality,)) as pool:
-                results = pool.imap_unordered(_run_job, [(job, config.noise_std) for job in todo])
-                for job, episode in tqdm(results, total=len(todo), desc="collect", unit="episode"):
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(reality,)) as pool:
+                for job, episode in tqdm(pool.imap_unordered(_run_job, todo), total=len(todo), desc="collect", unit="episode"):
                     dataset.append(episode, job.key)
     return dataset
+
+
+def collect(config: CollectConfig) -> EpisodeDataset:
+    return collect_jobs(config.out, config.reality, plan_jobs(config), config.workers)
 
 
 def main(config: CollectConfig) -> None:

@@ -63,8 +63,13 @@ def history_length(tasks: Sequence[Task]) -> int:
     return lengths.pop() if lengths else 0
 
 
+def rollout_key(task_name: str, split: str, index: int) -> str:
+    """The dataset key of a policy rollout from the `index`-th initial state of `split`."""
+    return f"{task_name}/policy/{split}-{index:05d}"
+
+
 def record_rollouts(policy_path: str, reality: RealityConfig, out: str | Path, split: str, episodes_per_task: int,
-                    temperature: float, seed: int = 0) -> EpisodeDataset:
+                    temperature: float, seed: int = 0, start: int = 0) -> EpisodeDataset:
     """Roll a policy out in the reality and keep every episode, labelled with the real outcome.
 
     These are the policy's own successes and near-misses: the judge trains and is calibrated
@@ -78,10 +83,10 @@ def record_rollouts(policy_path: str, reality: RealityConfig, out: str | Path, s
         with EpisodeDataset.create(out, env.action_spec, image_size=reality.image_size,
                                    episode_steps=reality.max_steps, tasks=list(reality.tasks)) as dataset:
             for task_name in tqdm(reality.tasks, desc=f"policy rollouts ({split})", unit="task"):
-                keys = [f"{task_name}/policy/{split}-{i:05d}" for i in range(episodes_per_task)]
+                keys = [rollout_key(task_name, split, i) for i in range(start, start + episodes_per_task)]
                 if all(k in dataset for k in keys):
                     continue
-                tasks = initial_states(task_name, split, episodes_per_task)
+                tasks = initial_states(task_name, split, episodes_per_task, start)
                 videos, actions = rollout(env, tasks, lambda f, i: policy.act(f, i, temperature).actions,
                                           reality.max_steps, policy.image_size)
                 for i, key in enumerate(keys):

@@ -1,11 +1,16 @@
-"""`gymnast judge-eval`: the judge against ground truth, on real and on dreamed videos.
+"""`gymnast judge-eval`: any judge against ground truth, per task and per source, on fresh videos.
 
-Four test sets, none seen in training:
-- held-out real episodes (the world model's held-out split);
-- dreamed replays of those episodes (their real actions in the world model; real labels);
-- the policy's real rollouts from evaluation initial states (its near-misses);
-- dreamed replays of those rollouts: what the judge scores during RL.
-Accuracy, true- and false-positive rates, confusion matrices and a sheet of example frames.
+The test episodes are gathered for the evaluation from 'eval'-split initial states in their own
+seed block, so no dataset, RL task, validation or benchmark evaluation shares one. Per task:
+- real episodes from every source a judge meets: the scripted expert, the noisy expert at
+  several noise scales, the expert stopped partway (the hand halts short of the goal) and the
+  current policy's own rollouts (its near-misses);
+- the same episodes replayed in the dream (their real actions from the real first frame;
+  labelled with the real outcome): what the judge scores during RL;
+- jump-to-goal videos, failures by construction: a real success's first frame held, then only
+  its last frames, so a judge that reads only the end of a video calls them successes.
+Every figure comes per task and per source with its binomial standard error; a pooled figure
+is printed only below the per-task rows it pools.
 """
 
 from __future__ import annotations
@@ -19,67 +24,88 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gymnast_core.atomic import atomic_open, write_json
+from gymnast_core.collect import EpisodeJob, collect_jobs
 from gymnast_core.config_checks import at_least
-from gymnast_core.dataset import EpisodeDataset
-from gymnast_core.envs.metaworld_env import RealityConfig
-from gymnast_core.protocols import Verdict
-from gymnast_world_model.data import split_entries
+from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
+from gymnast_core.protocols import Judge, Verdict
 from gymnast_world_model.dream_env import DreamConfig
 from gymnast_reward.judges import JudgeConfig, make_judge
-from gymnast_reward.train_judge import LabelledVideos, dreamed, load_real
-
+from gymnast_reward.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dreamed, jump_to_goal, load_real
 
 # Score thresholds at which judge-eval also reports the trade-off (the judge's own is in its config).
 OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+# First initial state of the judge's test episodes in the 'eval' split, and the stride between sources.
+JUDGE_TEST_SEEDS, SOURCE_STRIDE = 500_000, 10_000
+REAL, DREAMED = "real", "dreamed replays"
+POOLED = "all tasks"
 
 
 @dataclass
 class JudgeEvalConfig:
-    """Calibrate a judge against ground truth on real and dreamed videos."""
+    """Calibrate a judge against ground truth, per task and per source, on fresh real and dreamed videos."""
 
     judge: JudgeConfig = field(default_factory=JudgeConfig)
-    dataset: str = "outputs/default/data"
-    dream: DreamConfig = field(default_factory=DreamConfig)
-    # The policy whose near-misses are tested ('' = skip those two sets).
-    policy: str = "outputs/default/policy_sft"
-    policy_episodes_per_task: int = 20
-    policy_temperature: float = 1.0
     reality: RealityConfig = field(default_factory=RealityConfig)
-    holdout_fraction: float = 0.1
-    batch_size: int = 64
+    # The world model the real test episodes are replayed in ('' checkpoint = no dreamed set).
+    dream: DreamConfig = field(default_factory=DreamConfig)
+    # Episodes per task of each real source.
+    expert: int = 12
+    noisy: int = 12  # per noise scale
+    noise_scales: tuple[float, ...] = (0.3, 0.6, 1.0)
+    stopped: int = 12
+    # The policy whose own rollouts are tested ('' = none), sampled at this temperature.
+    policy: str = "outputs/default/policy_sft"
+    policy_episodes_per_task: int = 16
+    policy_temperature: float = 1.0
+    # Jump-to-goal videos per task (from its real successes), and the goal frames each keeps.
+    jump_cuts: int = 12
+    jump_goal_frames: int = 4
+    # Index of the first initial state used: another value draws a fresh test set.
+    first_state: int = 0
     out: str = "outputs/default/judge_eval"
     # Test videos: read from this folder if it holds them, else written there after gathering,
     # so several judges are compared on the same videos without re-dreaming ('' = no cache).
     videos_cache: str = ""
+    batch_size: int = 64
+    workers: int = 2
     threads: int = 2
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        yield from at_least(self, {"policy_episodes_per_task": 0, "batch_size": 1, "threads": 1})
+        yield from at_least(self, {"expert": 0, "noisy": 0, "stopped": 0, "policy_episodes_per_task": 0, "jump_cuts": 0,
+                                   "jump_goal_frames": 1, "first_state": 0, "batch_size": 1, "workers": 1, "threads": 1})
+        if any(scale <= 0 for scale in self.noise_scales):
+            yield "noise_scales", "every noise scale must be > 0"
+        if self.first_state + max(self.expert, self.noisy, self.stopped, self.policy_episodes_per_task) > SOURCE_STRIDE:
+            yield "first_state", f"the test set must fit in the {SOURCE_STRIDE} states of each source's block"
+
+
+def binomial_se(successes: int, trials: int) -> float:
+    return float(np.sqrt(successes / trials * (1 - successes / trials) / trials)) if trials else float("nan")
 
 
 def binary_metrics(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray) -> dict:
-    """Accuracy, TPR, FPR and the confusion matrix over the known verdicts; unknowns counted apart."""
+    """Accuracy, TPR, FPR with binomial standard errors, and the confusion matrix, over the known
+    verdicts; unknowns counted apart. A rate with nothing to count is NaN."""
     y, p = labels[known].astype(bool), predicted[known].astype(bool)
     tp, fp = int((y & p).sum()), int((~y & p).sum())
     tn, fn = int((~y & ~p).sum()), int((y & ~p).sum())
     rate = lambda a, b: a / (a + b) if a + b else float("nan")  # noqa: E731
     return {"n": int(len(labels)), "positives": int(labels.sum()), "unknown": int((~known).sum()),
-            "accuracy": rate(tp + tn, fp + fn), "tpr": rate(tp, fn), "fpr": rate(fp, tn),
+            "accuracy": rate(tp + tn, fp + fn), "accuracy_se": binomial_se(tp + tn, tp + tn + fp + fn),
+            "tpr": rate(tp, fn), "tpr_se": binomial_se(tp, tp + fn), "fpr": rate(fp, tn), "fpr_se": binomial_se(fp, fp + tn),
             "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
 
 
-def per_instruction(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray, instructions: list[str]) -> dict[str, dict]:
-    """`binary_metrics` for each instruction (task): where a judge's misses concentrate."""
-    instructions = np.asarray(instructions)
-    return {name: binary_metrics(labels[instructions == name], predicted[instructions == name], known[instructions == name])
-            for name in sorted(set(instructions.tolist()))}
+def metrics_by(keys: list[str], labels: np.ndarray, predicted: np.ndarray, known: np.ndarray) -> dict[str, dict]:
+    """`binary_metrics` for each key (task, source): where a judge's misses concentrate."""
+    keys = np.asarray(keys)
+    return {key: binary_metrics(labels[keys == key], predicted[keys == key], known[keys == key])
+            for key in dict.fromkeys(keys.tolist())}
 
 
-def judge_videos(judge, videos: LabelledVideos, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(success, known, scores) of every video."""
-    verdict = Verdict.concat([judge.judge(videos.videos[start:start + batch_size], videos.instructions[start:start + batch_size])
-                              for start in range(0, len(videos.labels), batch_size)])
-    return verdict.success, verdict.known, verdict.scores
+def judge_videos(judge: Judge, videos: LabelledVideos, batch_size: int) -> Verdict:
+    return Verdict.concat([judge.judge(videos.videos[start:start + batch_size], videos.instructions[start:start + batch_size])
+                           for start in range(0, len(videos.labels), batch_size)])
 
 
 def operating_points(labels: np.ndarray, scores: np.ndarray, known: np.ndarray,
@@ -88,37 +114,78 @@ def operating_points(labels: np.ndarray, scores: np.ndarray, known: np.ndarray,
     return {f"{t:.2f}": binary_metrics(labels, np.nan_to_num(scores) >= t, known) for t in thresholds}
 
 
-SET_NAMES = ("held-out real episodes", "held-out dreamed replays", "policy real rollouts", "policy dreamed replays")
+def judge_test_jobs(config: JudgeEvalConfig) -> list[EpisodeJob]:
+    """The real test episodes of the scripted sources, each source in its own block of 'eval' states."""
+    sources = [("expert", config.expert, (0.0, 0.0)), ("stopped", config.stopped, (0.0, 0.0))]
+    sources += [(f"noisy-{scale:g}", config.noisy, (scale, scale)) for scale in config.noise_scales]
+    jobs = []
+    for block, (name, count, noise) in enumerate(sources):
+        kind = name.split("-")[0]
+        for task in config.reality.tasks:
+            for i in range(config.first_state, config.first_state + count):
+                jobs.append(EpisodeJob(f"{task}/{name}/{i:05d}", task, kind, JUDGE_TEST_SEEDS + block * SOURCE_STRIDE + i,
+                                       split="eval", noise_std=noise))
+    return jobs
 
 
-def calibration_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
+def gather_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
+    """Real episodes of every source, their dreamed replays and the jump-to-goal videos."""
+    from gymnast_policy.evaluate import record_rollouts, rollout_key
+
+    out = Path(config.out)
+    jobs = judge_test_jobs(config)
+    scripted = collect_jobs(str(out / "test_episodes"), config.reality, jobs, config.workers)
+    by_key = {entry.key: entry for entry in scripted.entries}
+    parts = []
+    for source in dict.fromkeys(job.key.split("/")[1] for job in jobs):
+        entries = [by_key[job.key] for job in jobs if job.key.split("/")[1] == source]
+        parts.append(load_real(scripted, entries, source))
+    if config.policy and config.policy_episodes_per_task:
+        start = JUDGE_TEST_SEEDS + (len(config.noise_scales) + 2) * SOURCE_STRIDE + config.first_state
+        rollouts = record_rollouts(config.policy, config.reality, out / "policy_rollouts" / Path(config.policy).name, "eval",
+                                   config.policy_episodes_per_task, config.policy_temperature, start=start)
+        keys = {rollout_key(task, "eval", i) for task in config.reality.tasks for i in range(start, start + config.policy_episodes_per_task)}
+        parts.append(load_real(rollouts, [e for e in rollouts.entries if e.key in keys], "policy"))
+    real = LabelledVideos.concat([videos for videos, _ in parts])
+    sets = {REAL: real}
+    if config.dream.checkpoint:
+        sets[DREAMED] = dreamed(config.dream, real, np.concatenate([actions for _, actions in parts]))
+    successes = np.flatnonzero(real.labels)
+    pick = np.concatenate([successes[[real.instructions[i] == instruction_for(task) for i in successes]][:config.jump_cuts]
+                           for task in config.reality.tasks])
+    if len(pick):
+        sets[JUMP] = LabelledVideos(jump_to_goal(real.videos[pick], config.jump_goal_frames), [real.instructions[i] for i in pick],
+                                    np.zeros(len(pick), bool), [real.kinds[i] for i in pick])
+    return sets
+
+
+def judge_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     cache = Path(config.videos_cache) if config.videos_cache else None
-    names = SET_NAMES if config.policy else SET_NAMES[:2]
-    paths = {name: cache / f"{name.replace(' ', '_')}.npz" for name in names} if cache else {}
-    if paths and all(path.exists() for path in paths.values()):
-        return {name: LabelledVideos.load(path) for name, path in paths.items()}
-    sets = gather_calibration_sets(config)
-    for name, path in paths.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sets[name].save(path)
+    if cache and (cache / f"{REAL}.npz").exists():
+        return {name: LabelledVideos.load(cache / f"{name}.npz") for name in (REAL, DREAMED, JUMP)
+                if (cache / f"{name}.npz").exists()}
+    sets = gather_test_sets(config)
+    if cache:
+        for name, videos in sets.items():
+            cache.mkdir(parents=True, exist_ok=True)
+            videos.save(cache / f"{name}.npz")
     return sets
 
 
-def gather_calibration_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
-    from gymnast_policy.evaluate import record_rollouts
+def task_names(instructions: list[str], tasks: tuple[str, ...]) -> list[str]:
+    by_instruction = {instruction_for(task): task for task in tasks}
+    return [by_instruction.get(instruction, instruction) for instruction in instructions]
 
-    dataset = EpisodeDataset.open(config.dataset)
-    _, held_out = split_entries(dataset, config.holdout_fraction)
-    real, actions = load_real(dataset, held_out, "real")
-    real_set, dream_set, policy_set, policy_dream_set = SET_NAMES
-    sets = {real_set: real, dream_set: dreamed(config.dream, real, actions, "dream")}
-    if config.policy:
-        rollouts = record_rollouts(config.policy, config.reality, Path(config.out) / "policy_rollouts" / Path(config.policy).name,
-                                   "eval", config.policy_episodes_per_task, config.policy_temperature)
-        policy_real, policy_actions = load_real(rollouts, rollouts.entries, "policy")
-        sets[policy_set] = policy_real
-        sets[policy_dream_set] = dreamed(config.dream, policy_real, policy_actions, "policy-dream")
-    return sets
+
+def score_set(videos: LabelledVideos, verdict: Verdict, tasks: list[str]) -> dict:
+    """Per task, per task and source, then pooled; and per task, the score-threshold trade-off."""
+    labels, success, known, scores = videos.labels, verdict.success, verdict.known, verdict.scores
+    of_task = {task: np.array(tasks) == task for task in dict.fromkeys(tasks)}
+    kinds = np.array(videos.kinds)
+    return {"per_task": metrics_by(tasks, labels, success, known),
+            "per_source": {task: metrics_by(kinds[m].tolist(), labels[m], success[m], known[m]) for task, m in of_task.items()},
+            "pooled": binary_metrics(labels, success, known),
+            "operating_points": {task: operating_points(labels[m], scores[m], known[m]) for task, m in of_task.items()}}
 
 
 def example_sheet(path: Path, examples: list[tuple[np.ndarray, str]], scale: int = 2) -> None:
@@ -139,51 +206,62 @@ def example_sheet(path: Path, examples: list[tuple[np.ndarray, str]], scale: int
         sheet.save(handle, format="PNG")
 
 
-def evaluate_judge(config: JudgeEvalConfig) -> dict:
+def evaluate_judge(config: JudgeEvalConfig, judge: Judge | None = None) -> dict:
+    """Score `judge` (by default the one `config.judge` names) on the test sets; writes metrics.json and examples.png."""
     import torch
 
     torch.set_num_threads(config.threads)
-    judge = make_judge(config.judge)
+    judge = judge or make_judge(config.judge)
     results, examples = {}, []
-    for name, videos in calibration_sets(config).items():
+    for name, videos in judge_test_sets(config).items():
         started = time.monotonic()
-        success, known, scores = judge_videos(judge, videos, config.batch_size)
-        results[name] = {**binary_metrics(videos.labels, success, known), "seconds": time.monotonic() - started,
-                         "operating_points": operating_points(videos.labels, scores, known),
-                         "per_task": per_instruction(videos.labels, success, known, videos.instructions)}
+        verdict = judge_videos(judge, videos, config.batch_size)
+        results[name] = {**score_set(videos, verdict, task_names(videos.instructions, config.reality.tasks)),
+                         "seconds": time.monotonic() - started}
         rng = np.random.default_rng(0)
         for i in rng.choice(len(videos.labels), size=min(6, len(videos.labels)), replace=False):
             truth = "success" if videos.labels[i] else "failure"
-            said = "?" if not known[i] else ("success" if success[i] else "failure")
-            examples.append((videos.videos[i, -1], f"{videos.kinds[i]}\ntrue {truth} / judge {said}"))
+            said = "?" if not verdict.known[i] else ("success" if verdict.success[i] else "failure")
+            examples.append((videos.videos[i, -1], f"{name}: {videos.kinds[i]}\ntrue {truth} / judge {said}"))
     out = Path(config.out)
-    summary = {"judge": config.judge.backend, "judge_path": config.judge.path if config.judge.backend == "learned" else "",
-               "sets": results}
+    summary = {"judge": judge.name, "judge_path": config.judge.path if judge.name == "learned" else "", "sets": results}
     write_json(out / "metrics.json", summary)
     example_sheet(out / "examples.png", examples)
     return summary
 
 
+def _rate(m: dict, key: str) -> str:
+    c = m["confusion"]
+    hits, total = (c["tp"], c["tp"] + c["fn"]) if key == "tpr" else (c["fp"], c["fp"] + c["tn"])
+    return f"{m[key]:.2f} +- {m[key + '_se']:.2f} ({hits}/{total})" if total else "-"
+
+
+def _row(label: str, m: dict) -> str:
+    accuracy = f"{m['accuracy']:.2f}" if m["n"] > m["unknown"] else "-"
+    return f"| {label} | {m['n']} | {m['positives']} | {_rate(m, 'tpr')} | {_rate(m, 'fpr')} | {accuracy} | {m['unknown']} |"
+
+
+HEADER = ["| {} | n | successes | TPR | FPR | accuracy | unknown |", "|---|---|---|---|---|---|---|"]
+
+
 def format_results(summary: dict) -> str:
-    lines = ["| test set | n | successes | accuracy | true-positive rate | false-positive rate | unknown | "
-             "confusion (TN FP / FN TP) |", "|---|---|---|---|---|---|---|---|"]
+    """Markdown: per task for each set (the pooled row last), per task and source, and the threshold trade-off."""
+    lines = []
     for name, r in summary["sets"].items():
-        c = r["confusion"]
-        lines.append(f"| {name} | {r['n']} | {r['positives']} | {r['accuracy']:.3f} | {r['tpr']:.3f} | {r['fpr']:.3f} | "
-                     f"{r['unknown']} | {c['tn']} {c['fp']} / {c['fn']} {c['tp']} |")
-    thresholds = list(next(iter(summary["sets"].values()))["operating_points"])
-    lines += ["", "Score threshold trade-off (TPR / FPR / accuracy if success were score >= threshold):", "",
-              "| test set | " + " | ".join(f">= {t}" for t in thresholds) + " |", "|---|" + "---|" * len(thresholds)]
+        lines += [f"**{name}** (TPR: successes called success; FPR: failures called success; +- binomial SE)", "",
+                  HEADER[0].format("task"), HEADER[1]]
+        lines += [_row(task, m) for task, m in r["per_task"].items()] + [_row(f"*{POOLED}*", r["pooled"]), ""]
+    lines += ["Per task and source:", "", HEADER[0].format("test set / task / source"), HEADER[1]]
     for name, r in summary["sets"].items():
-        points = r["operating_points"]
-        lines.append(f"| {name} | " + " | ".join(
-            f"{points[t]['tpr']:.2f} / {points[t]['fpr']:.2f} / {points[t]['accuracy']:.2f}" for t in thresholds) + " |")
-    lines += ["", "Per task (successes, then misses: FN = successes called failures, FP = failures called successes):", "",
-              "| test set | task | n | successes | FN | FP | accuracy |", "|---|---|---|---|---|---|---|"]
-    for name, r in summary["sets"].items():
-        for task, m in r["per_task"].items():
-            c = m["confusion"]
-            lines.append(f"| {name} | {task} | {m['n']} | {m['positives']} | {c['fn']} | {c['fp']} | {m['accuracy']:.3f} |")
+        for task, sources in r["per_source"].items():
+            lines += [_row(f"{name} / {task} / {source}", m) for source, m in sources.items()]
+    sets = [name for name in summary["sets"] if name != JUMP]
+    thresholds = list(next(iter(summary["sets"][sets[0]]["operating_points"].values())))
+    lines += ["", "Score threshold trade-off (TPR / FPR if success were score >= threshold):", "",
+              "| test set / task | " + " | ".join(f">= {t}" for t in thresholds) + " |", "|---|" + "---|" * len(thresholds)]
+    for name in sets:
+        for task, points in summary["sets"][name]["operating_points"].items():
+            lines.append(f"| {name} / {task} | " + " | ".join(f"{points[t]['tpr']:.2f} / {points[t]['fpr']:.2f}" for t in thresholds) + " |")
     return "\n".join(lines)
 
 

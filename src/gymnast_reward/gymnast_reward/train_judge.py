@@ -31,6 +31,7 @@ from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, load_
 
 # The kind of `extra_data`'s episodes: real interaction the benchmark counts on top of the dataset's.
 EXTRA_REAL = "extra-real"
+JUMP_TO_GOAL = "jump-to-goal"
 
 
 @dataclass
@@ -73,11 +74,20 @@ def load_real(dataset: EpisodeDataset, entries: list[IndexEntry], kind: str) -> 
     return videos, np.stack([ep.actions for ep in episodes])
 
 
-def dreamed(dream: DreamConfig, real: LabelledVideos, actions: np.ndarray, kind: str) -> LabelledVideos:
-    """The same actions replayed in the world model from the real first frames; same labels."""
+def dreamed(dream: DreamConfig, real: LabelledVideos, actions: np.ndarray, kind: str | None = None) -> LabelledVideos:
+    """The same actions replayed in the world model from the real first frames; same labels, and
+    each video's kind `kind` (None: that of its real video)."""
     env = dream.make_env()
     videos = dream_replay(env, real.videos[:, 0], actions, real.instructions)
-    return LabelledVideos(videos, list(real.instructions), real.labels.copy(), [kind] * len(real.labels))
+    return LabelledVideos(videos, list(real.instructions), real.labels.copy(),
+                          list(real.kinds) if kind is None else [kind] * len(real.labels))
+
+
+def jump_to_goal(videos: np.ndarray, goal_frames: int) -> np.ndarray:
+    """Each video [N, T, H, W, 3] as its first frame held, then only its last `goal_frames` frames:
+    the goal reached without the motion that gets there, a failure whatever its last frame shows."""
+    held = np.repeat(videos[:, :1], videos.shape[1] - goal_frames, axis=1)
+    return np.concatenate([held, videos[:, -goal_frames:]], axis=1)
 
 
 @dataclass
@@ -102,6 +112,10 @@ class TrainJudgeConfig:
     # More real datasets whose every episode joins the training set (e.g. near-misses collected
     # with `gymnast collect --first_seed`, so none shares an initial state with `dataset`).
     extra_data: tuple[str, ...] = ()
+    # Jump-to-goal failures made from this many real successes of the dataset (each keeps its
+    # last `jump_goal_frames` frames): a dream that jumps to the goal without the motion fails.
+    jump_cuts: int = 0
+    jump_goal_frames: int = 4
     # A previous judge to refresh from ('' = from scratch).
     init: str = ""
     # Must match the world model's split, so its held-out episodes stay unseen by both.
@@ -118,7 +132,7 @@ class TrainJudgeConfig:
     threads: int = 2
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        yield from at_least(self, {"steps": 1, "batch_size": 1, "threads": 1})
+        yield from at_least(self, {"steps": 1, "batch_size": 1, "threads": 1, "jump_cuts": 0, "jump_goal_frames": 1})
 
 
 def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -137,7 +151,11 @@ def training_videos(config: TrainJudgeConfig) -> LabelledVideos:
     else:
         gathered = gather_training_videos(config)
     extras = [load_real(dataset, dataset.entries, EXTRA_REAL)[0] for dataset in map(EpisodeDataset.open, config.extra_data)]
-    return LabelledVideos.concat([gathered, *extras])
+    successes = np.flatnonzero(gathered.labels & (np.array(gathered.kinds) == "real"))
+    pick = np.random.default_rng(config.seed).permutation(successes)[:config.jump_cuts]
+    jumps = LabelledVideos(jump_to_goal(gathered.videos[pick], config.jump_goal_frames), [gathered.instructions[i] for i in pick],
+                           np.zeros(len(pick), bool), [JUMP_TO_GOAL] * len(pick))
+    return LabelledVideos.concat([gathered, *extras, jumps])
 
 
 def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
