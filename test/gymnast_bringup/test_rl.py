@@ -233,10 +233,14 @@ def test_a_judge_blind_on_one_task_is_refused_by_the_gate_and_keeps_its_row_in_t
     LabelledVideos(videos, [instruction_for(t) for t in names], labels, ["expert"] * 24).save(tmp_path / "cache" / "real.npz")
     config = JudgeEvalConfig(reality=RealityConfig(tasks=tuple(tasks)), videos_cache=str(tmp_path / "cache"), out=str(tmp_path / "eval"))
     report = format_results(evaluate_judge(config, judge)).splitlines()
-    row = {line.split("|")[1].strip(): line for line in report if line.startswith("| ")}
+    row = {}  # each task's first row: the per-task table comes first
+    for line in report:
+        if line.startswith("| "):
+            row.setdefault(line.split("|")[1].strip(), line)
     assert "| 0.00 +- 0.00 (0/4) | 0.00 +- 0.00 (0/4) |" in row[blind]
     assert "| 1.00 +- 0.00 (4/4) |" in row[tasks[0]]
     assert "| 0.67 +- 0.14 (8/12) |" in row["*all tasks*"]  # the pooled TPR, printed below the rows it pools
+    assert f"| {blind} | 0/4, 0/4 |" in report  # and per source
 
 
 def test_a_task_without_enough_real_successes_cannot_be_checked_and_says_what_would_check_it():

@@ -97,3 +97,20 @@ def test_judge_eval_runs_the_api_judge_end_to_end(chat_server, tmp_path):
     assert per_task["push-v3"]["unknown"] == 1 and per_task["push-v3"]["fpr"] == 0.0 and np.isnan(per_task["push-v3"]["tpr"])
     report = format_results(summary)
     assert "| push-v3 | 2 | 1 | - | 0.00 +- 0.00 (0/1) | 1.00 | 1 |" in report
+
+
+def test_judge_eval_runs_a_local_vlm_judge(tmp_path, save_tiny_vlm):
+    from gymnast_reward.vlm_judge import VLMJudgeConfig
+
+    save_tiny_vlm("paligemma", tmp_path / "vlm")
+    names = ["reach-v3", "push-v3"]
+    (tmp_path / "cache").mkdir()
+    LabelledVideos(np.random.default_rng(0).integers(0, 256, (2, 7, 16, 16, 3), dtype=np.uint8), [instruction_for(t) for t in names],
+                   np.array([True, False]), ["expert", "stopped"]).save(tmp_path / "cache" / f"{REAL}.npz")
+    config = JudgeEvalConfig(judge=JudgeConfig(backend="vlm", vlm=VLMJudgeConfig(path=str(tmp_path / "vlm"), max_new_tokens=8)),
+                             reality=RealityConfig(tasks=tuple(names)), videos_cache=str(tmp_path / "cache"), out=str(tmp_path / "eval"))
+    summary = evaluate_judge(config)
+    assert summary["judge"] == "vlm" and list(summary["sets"][REAL]["per_task"]) == names
+    # Random weights rarely write a verdict: every video is counted, as a verdict or as unknown.
+    assert all(m["n"] == 1 for m in summary["sets"][REAL]["per_task"].values())
+    assert "| reach-v3 | 1 | 1 |" in format_results(summary)

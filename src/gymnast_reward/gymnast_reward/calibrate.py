@@ -51,7 +51,7 @@ class JudgeEvalConfig:
     # Episodes per task of each real source.
     expert: int = 12
     noisy: int = 12  # per noise scale
-    noise_scales: tuple[float, ...] = (0.3, 0.6, 1.0)
+    noise_scales: tuple[float, ...] = (0.5, 1.0, 1.5)
     stopped: int = 12
     # The policy whose own rollouts are tested ('' = none), sampled at this temperature.
     policy: str = "outputs/default/policy_sft"
@@ -241,6 +241,11 @@ def _row(label: str, m: dict) -> str:
     return f"| {label} | {m['n']} | {m['positives']} | {_rate(m, 'tpr')} | {_rate(m, 'fpr')} | {accuracy} | {m['unknown']} |"
 
 
+def _counts(m: dict) -> str:
+    c = m["confusion"]
+    return f"{c['tp']}/{c['tp'] + c['fn']}, {c['fp']}/{c['fp'] + c['tn']}" + (f" ({m['unknown']} unknown)" if m["unknown"] else "")
+
+
 HEADER = ["| {} | n | successes | TPR | FPR | accuracy | unknown |", "|---|---|---|---|---|---|---|"]
 
 
@@ -251,13 +256,17 @@ def format_results(summary: dict) -> str:
         lines += [f"**{name}** (TPR: successes called success; FPR: failures called success; +- binomial SE)", "",
                   HEADER[0].format("task"), HEADER[1]]
         lines += [_row(task, m) for task, m in r["per_task"].items()] + [_row(f"*{POOLED}*", r["pooled"]), ""]
-    lines += ["Per task and source:", "", HEADER[0].format("test set / task / source"), HEADER[1]]
     for name, r in summary["sets"].items():
-        for task, sources in r["per_source"].items():
-            lines += [_row(f"{name} / {task} / {source}", m) for source, m in sources.items()]
+        sources = list(dict.fromkeys(source for per_task in r["per_source"].values() for source in per_task))
+        lines += [f"**{name}** per source: successes called success, then failures called success", "",
+                  "| task | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+        for task, per_task in r["per_source"].items():
+            cells = [_counts(per_task[source]) if source in per_task else "" for source in sources]
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
+        lines.append("")
     sets = [name for name in summary["sets"] if name != JUMP]
     thresholds = list(next(iter(summary["sets"][sets[0]]["operating_points"].values())))
-    lines += ["", "Score threshold trade-off (TPR / FPR if success were score >= threshold):", "",
+    lines += ["Score threshold trade-off (TPR / FPR if success were score >= threshold):", "",
               "| test set / task | " + " | ".join(f">= {t}" for t in thresholds) + " |", "|---|" + "---|" * len(thresholds)]
     for name in sets:
         for task, points in summary["sets"][name]["operating_points"].items():
