@@ -68,3 +68,8 @@ def test_rewound_logs_keep_each_row_once(tmp_path):
     with open(tmp_path / "metrics.csv", newline="") as handle:
         assert [row["update"] for row in csv.DictReader(handle)] == ["1", "2"]
     assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [200, 400]
+    # A run killed before its header reached the disk leaves an empty file: it is removed, so the
+    # rerun writes a header again (it once wrote 40 rows under none).
+    (tmp_path / "empty.csv").write_text("")
+    rewind_rows(tmp_path / "empty.csv", "update", -1)
+    assert not (tmp_path / "empty.csv").exists()

@@ -466,6 +466,7 @@ class RLRun:
             log = csv.DictWriter(handle, fields + ["per_task"], extrasaction="ignore")
             if new_file:
                 log.writeheader()
+                handle.flush()
             progress = tqdm(range(self.update_index, config.updates), desc=f"rl ({config.env})", unit="update",
                             initial=self.update_index, total=config.updates)
             for _ in progress:

@@ -74,6 +74,9 @@ def rewind_rows(path: str | Path, key: str, last: int) -> None:
         with open(path, newline="") as handle:
             reader = csv.DictReader(handle)
             header, rows = reader.fieldnames or [], [row for row in reader if int(row[key]) <= last]
+        if not header:  # killed before its header reached the disk: the run writes a new file
+            path.unlink()
+            return
         with atomic_open(path, "w") as handle:
             writer = csv.DictWriter(handle, header)
             writer.writeheader()
