@@ -126,3 +126,15 @@ def test_vlm_judge_runs_a_tiny_local_checkpoint(tmp_path, save_tiny_vlm):
 def test_vlm_judge_missing_checkpoint_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json missing"):
         VLMJudge(VLMJudgeConfig(path=str(tmp_path / "none")))
+
+
+def test_class_balance_gives_every_task_and_outcome_the_same_weight():
+    from gymnast_reward.train_judge import class_balance
+
+    instructions = ["sweep"] * 10 + ["door"] * 4
+    labels = np.array([True] + [False] * 9 + [True, True, False, False])
+    weights = class_balance(instructions, labels)
+    totals = {(i, bool(y)): 0.0 for i, y in zip(instructions, labels)}
+    for i, y, w in zip(instructions, labels, weights):
+        totals[(i, bool(y))] += w
+    assert np.allclose(list(totals.values()), 14 / 4) and weights.mean() == pytest.approx(1.0)

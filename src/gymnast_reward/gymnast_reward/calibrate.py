@@ -30,7 +30,7 @@ from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
 from gymnast_core.protocols import Judge, Verdict
 from gymnast_world_model.dream_env import DreamConfig
 from gymnast_reward.judges import JudgeConfig, make_judge
-from gymnast_reward.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dreamed, jump_to_goal, load_real
+from gymnast_reward.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dreamed, jump_cut_videos, load_real
 
 # Score thresholds at which judge-eval also reports the trade-off (the judge's own is in its config).
 OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -154,8 +154,7 @@ def gather_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     pick = np.concatenate([successes[[real.instructions[i] == instruction_for(task) for i in successes]][:config.jump_cuts]
                            for task in config.reality.tasks])
     if len(pick):
-        sets[JUMP] = LabelledVideos(jump_to_goal(real.videos[pick], config.jump_goal_frames), [real.instructions[i] for i in pick],
-                                    np.zeros(len(pick), bool), [real.kinds[i] for i in pick])
+        sets[JUMP] = jump_cut_videos(real.subset(pick), config.jump_goal_frames)
     return sets
 
 

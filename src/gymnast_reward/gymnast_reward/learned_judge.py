@@ -36,8 +36,8 @@ class LearnedJudgeConfig:
     frames: int = 6
     channels: tuple[int, ...] = (16, 32, 64)
     # Keep the final feature map's layout (where the hand is relative to the target) instead of
-    # averaging it away.
-    flatten: bool = False
+    # averaging it away: averaged, a puck in the hole or a turned faucet handle was lost.
+    flatten: bool = True
     # Score every frame (next to the first) and pool by a soft maximum, instead of stacking all
     # frames as the channels of one image.
     per_frame: bool = False

@@ -49,6 +49,11 @@ class LabelledVideos:
         return LabelledVideos(np.concatenate([p.videos for p in parts]), sum((p.instructions for p in parts), []),
                               np.concatenate([p.labels for p in parts]), sum((p.kinds for p in parts), []))
 
+    def subset(self, index: np.ndarray) -> "LabelledVideos":
+        """The videos at integer positions `index`."""
+        return LabelledVideos(self.videos[index], [self.instructions[i] for i in index], self.labels[index],
+                              [self.kinds[i] for i in index])
+
     def save(self, path: str | Path) -> None:
         with atomic_open(path, "wb") as handle:
             np.savez(handle, videos=self.videos, instructions=np.array(self.instructions), labels=self.labels,
@@ -90,6 +95,12 @@ def jump_to_goal(videos: np.ndarray, goal_frames: int) -> np.ndarray:
     return np.concatenate([held, videos[:, -goal_frames:]], axis=1)
 
 
+def jump_cut_videos(successes: LabelledVideos, goal_frames: int, kind: str | None = None) -> LabelledVideos:
+    """`jump_to_goal` of each video, labelled a failure, of kind `kind` (None: the video's own)."""
+    return LabelledVideos(jump_to_goal(successes.videos, goal_frames), list(successes.instructions),
+                          np.zeros(len(successes.labels), bool), list(successes.kinds) if kind is None else [kind] * len(successes.labels))
+
+
 @dataclass
 class TrainJudgeConfig:
     """Train the learned judge on real, dreamed and policy videos labelled with real outcomes."""
@@ -114,7 +125,7 @@ class TrainJudgeConfig:
     extra_data: tuple[str, ...] = ()
     # Jump-to-goal failures made from this many real successes of the dataset (each keeps its
     # last `jump_goal_frames` frames): a dream that jumps to the goal without the motion fails.
-    jump_cuts: int = 0
+    jump_cuts: int = 200
     jump_goal_frames: int = 4
     # A previous judge to refresh from ('' = from scratch).
     init: str = ""
@@ -125,6 +136,13 @@ class TrainJudgeConfig:
     # dreamed) are the ones the judge scores during RL. Chosen by judge-eval (docs/judge).
     failure_weight: float = 2.0
     policy_weight: float = 3.0
+    # Weigh each task's successes and its failures equally (before the weights above): a task
+    # whose training videos are mostly failures otherwise learns to call every video a failure.
+    balance_tasks: bool = True
+    # Loss weight of dreamed replays of real successes. A replay keeps its real label even where
+    # the dream lost the success on the way, which teaches the judge to call failure-looking
+    # dreams successes; without them (0) it calls every dream a failure.
+    dreamed_success_weight: float = 0.3
     steps: int = 2500
     batch_size: int = 64
     lr: float = 1e-3
@@ -132,7 +150,8 @@ class TrainJudgeConfig:
     threads: int = 2
 
     def problems(self) -> Iterator[tuple[str, str]]:
-        yield from at_least(self, {"steps": 1, "batch_size": 1, "threads": 1, "jump_cuts": 0, "jump_goal_frames": 1})
+        yield from at_least(self, {"steps": 1, "batch_size": 1, "threads": 1, "jump_cuts": 0, "jump_goal_frames": 1,
+                                   "dreamed_success_weight": 0})
 
 
 def balanced_subset(labels: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -153,8 +172,7 @@ def training_videos(config: TrainJudgeConfig) -> LabelledVideos:
     extras = [load_real(dataset, dataset.entries, EXTRA_REAL)[0] for dataset in map(EpisodeDataset.open, config.extra_data)]
     successes = np.flatnonzero(gathered.labels & (np.array(gathered.kinds) == "real"))
     pick = np.random.default_rng(config.seed).permutation(successes)[:config.jump_cuts]
-    jumps = LabelledVideos(jump_to_goal(gathered.videos[pick], config.jump_goal_frames), [gathered.instructions[i] for i in pick],
-                           np.zeros(len(pick), bool), [JUMP_TO_GOAL] * len(pick))
+    jumps = jump_cut_videos(gathered.subset(pick), config.jump_goal_frames, JUMP_TO_GOAL)
     return LabelledVideos.concat([gathered, *extras, jumps])
 
 
@@ -168,8 +186,7 @@ def gather_training_videos(config: TrainJudgeConfig) -> LabelledVideos:
     if config.dream.checkpoint:
         # A class-balanced subset: dreaming every episode costs minutes on the CPU.
         pick = balanced_subset(real.labels, config.dream_replays, np.random.default_rng(config.seed))
-        subset = LabelledVideos(real.videos[pick], [real.instructions[i] for i in pick], real.labels[pick], ["real"] * len(pick))
-        parts.append(dreamed(config.dream, subset, actions[pick], "dream"))
+        parts.append(dreamed(config.dream, real.subset(pick), actions[pick], "dream"))
     if config.policy:
         rollouts = record_rollouts(config.policy, config.reality, Path(config.out) / "policy_rollouts" / Path(config.policy).name,
                                    "train", config.policy_episodes_per_task, config.policy_temperature, config.seed)
@@ -194,6 +211,10 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
     positives = float(labels.sum())
     weights = torch.where(labels > 0, 1.0, config.failure_weight) * torch.tensor(
         [config.policy_weight if kind.startswith("policy") else 1.0 for kind in data.kinds])
+    if config.balance_tasks:
+        weights = weights * torch.from_numpy(class_balance(data.instructions, data.labels))
+    dreamed_success = data.labels & np.char.endswith(np.array(data.kinds, dtype=str), "dream")
+    weights = torch.where(torch.from_numpy(dreamed_success), config.dreamed_success_weight, 1.0) * weights
     optimizer = torch.optim.AdamW(judge.parameters(), lr=config.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=config.steps)
     generator = torch.Generator().manual_seed(config.seed)
@@ -217,6 +238,13 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
                                            "extra_data": list(config.extra_data),
                                            "extra_real_episodes": counts.get(EXTRA_REAL, 0)})
     return judge
+
+
+def class_balance(instructions: list[str], labels: np.ndarray) -> np.ndarray:
+    """Per video, the weight that gives every (task, outcome) class the same total weight, mean 1."""
+    classes = [(instruction, bool(label)) for instruction, label in zip(instructions, labels)]
+    counts = {c: classes.count(c) for c in set(classes)}
+    return np.array([len(classes) / (len(counts) * counts[c]) for c in classes], np.float32)
 
 
 def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 3, jitter: float = 0.15) -> torch.Tensor:
