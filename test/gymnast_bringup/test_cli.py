@@ -81,6 +81,7 @@ def test_bad_values_are_refused_before_any_work(tmp_path):
     (tmp_path / "a_file").write_text("")
     result = run_cli("eval", "--policy", "expert", "--out", str(tmp_path / "a_file" / "eval"))
     assert result.returncode == 1 and "--out" in result.stderr and "cannot write there" in result.stderr
-    result = run_cli("rl", "--grpo.group_size", "1", "--updates", "0", "--out", str(tmp_path / "rl"))
+    result = run_cli("rl", "--grpo.group_size", "1", "--updates", "0", "--gate_max_fpr", "10", "--out", str(tmp_path / "rl"))
     assert result.returncode == 1 and "--grpo.group_size 1" in result.stderr and "--updates 0" in result.stderr
+    assert "--gate_max_fpr 10" in result.stderr and "it is a rate" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "rl" / "config.json").exists()

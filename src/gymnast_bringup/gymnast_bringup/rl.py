@@ -115,6 +115,9 @@ class RLConfig:
         yield from at_least(self, {"updates": 1, "task_states_per_task": 1, "validation_episodes_per_task": 1,
                                    "validate_every": 0, "refresh_restarts_every": 0, "gifs": 0, "threads": 1,
                                    "gate_min_examples": 1, "gate_expert_episodes_per_task": 0})
+        for name in ("gate_min_tpr", "gate_max_fpr"):
+            if not 0 <= getattr(self, name) <= 1:
+                yield name, "must lie in [0, 1]: it is a rate"
         if self.env == "dream" and not 0 <= self.dream_restart_step < self.grpo.horizon:
             yield "dream_restart_step", f"must lie in [0, the horizon {self.grpo.horizon}): the dream has to run at least one step"
 
