@@ -3,6 +3,7 @@ from dataclasses import replace
 import pytest
 
 from gymnast_bringup.bench import BenchConfig, add_wall_minutes, check_cache
+from gymnast_core.names import SHIPPED_POLICY
 
 
 def test_cached_arms_are_refused_under_other_settings(tmp_path):
@@ -33,7 +34,7 @@ def test_a_model_retrained_at_the_same_path_invalidates_the_cache(tmp_path):
 def test_settings_of_a_start_that_cached_nothing_do_not_bind(tmp_path):
     config = BenchConfig(out=str(tmp_path / "bench"))
     check_cache(config)  # e.g. a start that then failed on a missing checkpoint
-    other = replace(config, sft_policy="checkpoints/default/policy_sft")
+    other = replace(config, sft_policy=SHIPPED_POLICY)
     check_cache(other)
     (tmp_path / "bench" / "sft").mkdir()
     with pytest.raises(ValueError, match=r"sft_policy: "):

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from gymnast_core.envs.metaworld_env import EVAL_SEED_OFFSET, RealityConfig, instruction_for
+from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
+from gymnast_core.names import EVAL_SEED_OFFSET, JUDGE_TEST_SEEDS
 from gymnast_reward.api_judge import ApiJudgeConfig
 from gymnast_reward.calibrate import (DREAMED, JUMP, REAL, JudgeEvalConfig, evaluate_judge, format_results, judge_test_jobs,
                                       metrics_by, operating_points)
@@ -44,7 +45,7 @@ def test_every_source_draws_fresh_eval_states_of_its_own():
     seeds = list(by_source.values())
     assert all(not a & b for i, a in enumerate(seeds) for b in seeds[i + 1:])  # no state shared across sources
     # Far from the states of the benchmark's evaluation, which start at the first 'eval' state.
-    assert min(min(s) for s in seeds) >= 500_000 + 5 and EVAL_SEED_OFFSET > 0
+    assert min(min(s) for s in seeds) >= JUDGE_TEST_SEEDS + 5 and EVAL_SEED_OFFSET > 0
     assert {job.noise_std for job in jobs if job.key.split("/")[1] == "noisy-0.3"} == {(0.3, 0.3)}
     later = judge_test_jobs(JudgeEvalConfig(reality=config.reality, expert=3, noisy=0, stopped=0, first_state=8))
     assert not {j.seed for j in later} & by_source["expert"]  # another first_state: another test set

@@ -30,6 +30,7 @@ from gymnast_core.atomic import atomic_open, config_as_json, read_json, write_js
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.episode import Episode
+from gymnast_core.names import DATA, JUDGE, OUTPUTS, RL_TASK_SEEDS, SFT_POLICY
 from gymnast_core.resume import NOT_RESULT_SETTINGS, differences
 from gymnast_core.verdicts import known_rates
 from gymnast_policy.checkpoint import load_policy
@@ -37,7 +38,7 @@ from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, 
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
-from gymnast_bringup.rl import RL_TASK_SEEDS, RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
+from gymnast_bringup.rl import RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
 
 # Reference policies: evaluated only, with neither training nor a dream estimate.
 REFERENCE_ARMS = ("expert", "random")
@@ -50,14 +51,14 @@ ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-g
 class BenchConfig:
     """Train (or reuse) every arm on the same data and evaluate all of them in the reality."""
 
-    out: str = "outputs/default/bench"
+    out: str = f"{OUTPUTS}/bench"
     # Where the table (markdown + PNG) and GIFs are written.
     report: str = "docs/bench"
     arms: tuple[str, ...] = ARMS
-    dataset: str = "outputs/default/data"
-    sft_policy: str = "outputs/default/policy_sft"
+    dataset: str = DATA
+    sft_policy: str = SFT_POLICY
     # The learned judge's training set (its policy rollouts are real episodes too).
-    judge_dir: str = "outputs/default/judge"
+    judge_dir: str = JUDGE
     dream: DreamConfig = field(default_factory=DreamConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     reality: RealityConfig = field(default_factory=RealityConfig)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from gymnast_core.names import ACTION_TOPIC, DATA, IMAGE_TOPIC, OUTPUTS, SHIPPED, TELEOP_RECORDINGS
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
 from gymnast_core.collect import CollectConfig, collect
 from gymnast_core.dataset import EpisodeDataset, format_summary
@@ -22,7 +23,7 @@ class DatasetInfoConfig:
     """Print a dataset's episode count, frames, per-source success rates and action statistics."""
 
     # Dataset folder.
-    path: str = "outputs/data/metaworld"
+    path: str = DATA
 
 
 def dataset_info(config: DatasetInfoConfig) -> None:
@@ -34,12 +35,12 @@ class ConvertConfig:
     """Convert recorded MCAP episodes (the recorder node's) into a training dataset; reruns add only new files."""
 
     # MCAP files or folders of them, comma-separated.
-    inputs: str = "outputs/teleop"
+    inputs: str = TELEOP_RECORDINGS
     out: str = "outputs/data/teleop"
     # Resize frames to this square size (0 = keep the camera's size).
     image_size: int = 0
-    image_topic: str = "/blue/image_raw"
-    action_topic: str = "/wx250s/commands/ee_delta"
+    image_topic: str = IMAGE_TOPIC
+    action_topic: str = ACTION_TOPIC
 
 
 def convert(config: ConvertConfig) -> None:
@@ -112,9 +113,9 @@ class RunConfig:
     """
 
     # Root folder of every artefact of the run; stage outputs go to fixed sub-folders.
-    out: str = "outputs/default"
+    out: str = OUTPUTS
     from_scratch: bool = False
-    shipped: str = "checkpoints/default"
+    shipped: str = SHIPPED
     collect: CollectConfig = field(default_factory=CollectConfig)
     world_model: TrainWorldModelConfig = field(default_factory=TrainWorldModelConfig)
     world_model_eval: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)

@@ -17,14 +17,15 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Empty
 from std_srvs.srv import SetBool, Trigger
 
+from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC
 from gymnast_core.ros_env import loopback_ros_env
 from gymnast_interfaces.action import RunPolicy, TrainInScene
 from gymnast_interfaces.msg import ActionChunk, PolicyStatus
 from gymnast_interfaces.srv import Judge, ResetFromImage
 
 TOPICS = {
-    "/blue/image_raw": Image,
-    "/wx250s/commands/ee_delta": ActionChunk,
+    IMAGE_TOPIC: Image,
+    ACTION_TOPIC: ActionChunk,
     "/gymnast/action_chunk": ActionChunk,
     "/gymnast/policy/status": PolicyStatus,
     "/wx250s/joint_states": JointState,
@@ -42,8 +43,8 @@ class GraphProbe(Node):
         self.heartbeat_on = False
         self.heartbeat_pub = self.create_publisher(Empty, "/gymnast/heartbeat", 10)
         self.estop_pub = self.create_publisher(Bool, "/gymnast/estop", 10)
-        self.image_pub = self.create_publisher(Image, "/blue/image_raw", 10)
-        self.action_pub = self.create_publisher(ActionChunk, "/wx250s/commands/ee_delta", 10)
+        self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, 10)
+        self.action_pub = self.create_publisher(ActionChunk, ACTION_TOPIC, 10)
         # Its own callback group, so the second executor thread sends it while the first is busy
         # recording a burst of images: a heartbeat queued behind them reads as the operator gone.
         self.create_timer(1.0 / heartbeat_rate, lambda: self.heartbeat_on and self.heartbeat_pub.publish(Empty()),

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from gymnast_core.atomic import read_json, write_json
 from gymnast_core.config_checks import at_least, check_config
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, ShiftConfig, initial_states
+from gymnast_core.names import OUTPUTS, RL_TASK_SEEDS, SFT_POLICY, VALIDATION_SEEDS
 from gymnast_core.protocols import BatchedEnv, Judge, Verdict
 from gymnast_core.resume import record_config, rewind_rows
 from gymnast_core.task import Task
@@ -45,15 +46,13 @@ from gymnast_world_model.dream_env import DreamConfig
 ENVS = ("dream", "sim", "reality")
 # Settings a resumed run takes up as they are now: more updates, validations or GIFs.
 RESUMABLE_CHANGES = ("updates", "validate_every", "gifs")
-# Initial-state seed blocks of the 'train' split that no dataset uses: RL tasks and validation.
-RL_TASK_SEEDS, VALIDATION_SEEDS = 300_000, 400_000
 
 
 @dataclass
 class RLConfig:
     """GRPO in the dream (World-Gymnast), the shifted simulator (Sim-RL) or the reality (Real-RL)."""
 
-    policy: str = "outputs/default/policy_sft"
+    policy: str = SFT_POLICY
     env: str = "dream"
     dream: DreamConfig = field(default_factory=DreamConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
@@ -105,7 +104,7 @@ class RLConfig:
     # first steps. Each refresh costs one real partial episode per RL task state.
     refresh_restarts_every: int = 0
     gifs: int = 4
-    out: str = "outputs/default/rl"
+    out: str = f"{OUTPUTS}/rl"
     seed: int = 0
     threads: int = 2
 

@@ -17,6 +17,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from gymnast_core.names import IMAGE_TOPIC, SCENE_TRAINING, SHIPPED_JUDGE, SHIPPED_POLICY, SHIPPED_WORLD_MODEL
 from gymnast_core.ros_msgs import MessageError, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.task import Task
@@ -31,14 +32,14 @@ from gymnast_world_model.dream_env import DreamConfig
 @dataclass
 class TrainerNodeConfig:
     # The policy to start from until the policy node announces another on /gymnast/policy/checkpoint.
-    policy: str = "checkpoints/default/policy_sft"
-    dream: DreamConfig = field(default_factory=lambda: DreamConfig(checkpoint="checkpoints/default/world_model.pt"))
-    judge: JudgeConfig = field(default_factory=lambda: replace(JudgeConfig(), path="checkpoints/default/judge"))
+    policy: str = SHIPPED_POLICY
+    dream: DreamConfig = field(default_factory=lambda: DreamConfig(checkpoint=SHIPPED_WORLD_MODEL))
+    judge: JudgeConfig = field(default_factory=lambda: replace(JudgeConfig(), path=SHIPPED_JUDGE))
     # One scene is one task: every update is one group of rollouts from the grabbed frame.
     grpo: GRPOConfig = field(default_factory=lambda: CpuGRPOConfig(tasks_per_update=1, group_size=8, horizon=20))
     updates: int = 4
-    out: str = "outputs/scene_training"
-    image_topic: str = "/blue/image_raw"
+    out: str = SCENE_TRAINING
+    image_topic: str = IMAGE_TOPIC
 
 
 class TrainerNode(Node):

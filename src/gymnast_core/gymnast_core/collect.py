@@ -24,10 +24,9 @@ from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, format_summary
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
 from gymnast_core.episode import Episode
+from gymnast_core.names import COLLECT_SEED_BLOCKS, DATA
 
-# Seed blocks per source keep initial states of different sources apart.
-_SOURCE_SEED_BLOCK = {"expert": 0, "noisy": 100_000, "random": 200_000, "stopped": 500_000}
-SOURCES = tuple(_SOURCE_SEED_BLOCK)
+SOURCES = tuple(COLLECT_SEED_BLOCKS)
 # The `stopped` expert halts at a step drawn from this fraction of the episode.
 STOP_FRACTION = (0.25, 0.75)
 
@@ -37,7 +36,7 @@ class CollectConfig:
     """Collect expert demos and play data in the Meta-World reality into a dataset."""
 
     # Dataset folder (created, or resumed if it exists).
-    out: str = "outputs/data/metaworld"
+    out: str = DATA
     reality: RealityConfig = field(default_factory=RealityConfig)
     # Episodes per task from the scripted expert.
     expert: int = 25
@@ -78,7 +77,7 @@ def plan_jobs(config: CollectConfig) -> list[EpisodeJob]:
         for source, count in (("expert", config.expert), ("noisy", config.noisy), ("random", config.random),
                               ("stopped", config.stopped)):
             for i in range(config.first_seed, config.first_seed + count):
-                jobs.append(EpisodeJob(f"{task}/{source}/{i:05d}", task, source, _SOURCE_SEED_BLOCK[source] + i,
+                jobs.append(EpisodeJob(f"{task}/{source}/{i:05d}", task, source, COLLECT_SEED_BLOCKS[source] + i,
                                        noise_std=config.noise_std))
     return jobs
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gymnast_core.names import OUTPUTS, SFT_POLICY
 from gymnast_core.atomic import write_json
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
@@ -109,14 +110,14 @@ class EvalPolicyConfig:
 
     # Policy checkpoint folder, or a reference: 'expert' (Meta-World's scripted expert, the ceiling)
     # or 'random' (uniform actions within the action bounds, the floor).
-    policy: str = "outputs/default/policy_sft"
+    policy: str = SFT_POLICY
     reality: RealityConfig = field(default_factory=RealityConfig)
     episodes_per_task: int = 40
     # Offset into the held-out initial states (use different offsets for different seeds).
     first_state: int = 0
     # 0 = greedy decoding.
     temperature: float = 0.0
-    out: str = "outputs/default/eval_sft"
+    out: str = f"{OUTPUTS}/eval_sft"
     videos_per_task: int = 2
     # Episodes stepped together (each holds a renderer, ~100 MB).
     batch_size: int = 20

@@ -1,7 +1,7 @@
 """The VLA policy as a ROS 2 node: camera in, one action per control period out.
 
-The same node drives the real arm or the dream: both take `/wx250s/commands/ee_delta` and
-publish `/blue/image_raw`. Motion happens only inside a RunPolicy goal and only while an
+The same node drives the real arm or the dream: both take the action topic and
+publish the image topic. Motion happens only inside a RunPolicy goal and only while an
 operator heartbeat is fresh; cancel, e-stop and heartbeat loss end the goal before the next
 control tick. Inference runs in its own callback group, ahead of the control loop, and
 consecutive chunks are joined by `ChunkScheduler`.
@@ -22,6 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Empty, String
 
+from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, SHIPPED_POLICY
 from gymnast_core.ros_msgs import MessageError, chunk_to_msg, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.video import resize_frames
@@ -36,7 +37,7 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 @dataclass
 class PolicyNodeConfig:
-    checkpoint: str = "checkpoints/default/policy_sft"
+    checkpoint: str = SHIPPED_POLICY
     device: str = "cpu"
     # 0 = greedy, as in evaluation.
     temperature: float = 0.0
@@ -49,8 +50,8 @@ class PolicyNodeConfig:
     # A frame older than this is not used for inference (the camera stalled).
     max_image_age: float = 1.0
     frame_id: str = "wx250s/base_link"
-    image_topic: str = "/blue/image_raw"
-    action_topic: str = "/wx250s/commands/ee_delta"
+    image_topic: str = IMAGE_TOPIC
+    action_topic: str = ACTION_TOPIC
     status_rate: float = 2.0
 
 

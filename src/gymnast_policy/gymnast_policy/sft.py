@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from gymnast_core.names import DATA, SFT_POLICY
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.episode import Episode
@@ -36,9 +37,9 @@ from gymnast_policy.compact_vla import CompactVLAConfig
 class SFTConfig:
     """Supervised fine-tuning of the compact VLA on demonstrations."""
 
-    dataset: str = "outputs/default/data"
+    dataset: str = DATA
     # Policy checkpoint folder (policy.json + weights.pt); train_state.pt for resuming.
-    out: str = "outputs/default/policy_sft"
+    out: str = SFT_POLICY
     # Episode sources used as demonstrations.
     sources: tuple[str, ...] = ("expert",)
     # Demonstrations per task (first N by key); 0 = all. Few demos and steps on purpose: they leave

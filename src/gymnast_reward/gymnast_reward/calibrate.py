@@ -27,6 +27,7 @@ from gymnast_core.atomic import atomic_open, write_json
 from gymnast_core.collect import EpisodeJob, collect_jobs
 from gymnast_core.config_checks import at_least
 from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
+from gymnast_core.names import JUDGE_TEST_SEEDS, OUTPUTS, SFT_POLICY
 from gymnast_core.protocols import Judge, Verdict
 from gymnast_world_model.dream_env import DreamConfig
 from gymnast_reward.judges import JudgeConfig, make_judge
@@ -34,8 +35,8 @@ from gymnast_reward.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dre
 
 # Score thresholds at which judge-eval also reports the trade-off (the judge's own is in its config).
 OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-# First initial state of the judge's test episodes in the 'eval' split, and the stride between sources.
-JUDGE_TEST_SEEDS, SOURCE_STRIDE = 500_000, 10_000
+# Initial states between the test sources of one judge-eval.
+SOURCE_STRIDE = 10_000
 REAL, DREAMED = "real", "dreamed replays"
 POOLED = "all tasks"
 
@@ -54,7 +55,7 @@ class JudgeEvalConfig:
     noise_scales: tuple[float, ...] = (0.5, 1.0, 1.5)
     stopped: int = 12
     # The policy whose own rollouts are tested ('' = none), sampled at this temperature.
-    policy: str = "outputs/default/policy_sft"
+    policy: str = SFT_POLICY
     policy_episodes_per_task: int = 16
     policy_temperature: float = 1.0
     # Jump-to-goal videos per task (from its real successes), and the goal frames each keeps.
@@ -62,7 +63,7 @@ class JudgeEvalConfig:
     jump_goal_frames: int = 4
     # Index of the first initial state used: another value draws a fresh test set.
     first_state: int = 0
-    out: str = "outputs/default/judge_eval"
+    out: str = f"{OUTPUTS}/judge_eval"
     # Test videos: read from this folder if it holds them, else written there after gathering,
     # so several judges are compared on the same videos without re-dreaming ('' = no cache).
     videos_cache: str = ""

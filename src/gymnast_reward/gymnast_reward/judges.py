@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from gymnast_core.names import JUDGE
 from gymnast_core.protocols import Judge, Verdict
 from gymnast_reward.api_judge import ApiJudge, ApiJudgeConfig
 from gymnast_reward.rubric import check_batch
@@ -43,7 +44,7 @@ class JudgeConfig:
     # 'learned' (CPU default), 'vlm', 'api' or 'oracle' (benchmarks and calibration only).
     backend: str = "learned"
     # learned: the folder `gymnast train-judge` wrote.
-    path: str = "outputs/default/judge"
+    path: str = JUDGE
     vlm: VLMJudgeConfig = field(default_factory=VLMJudgeConfig)
     api: ApiJudgeConfig = field(default_factory=ApiJudgeConfig)
 

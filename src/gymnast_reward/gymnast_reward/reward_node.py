@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from rclpy.node import Node
 
+from gymnast_core.names import SHIPPED_JUDGE
 from gymnast_core.ros_msgs import MessageError, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_interfaces.srv import Judge as JudgeSrv
@@ -15,7 +16,7 @@ from gymnast_reward.judges import JudgeConfig, make_judge
 
 @dataclass
 class RewardNodeConfig:
-    judge: JudgeConfig = field(default_factory=lambda: replace(JudgeConfig(), path="checkpoints/default/judge"))
+    judge: JudgeConfig = field(default_factory=lambda: replace(JudgeConfig(), path=SHIPPED_JUDGE))
 
 
 class RewardNode(Node):

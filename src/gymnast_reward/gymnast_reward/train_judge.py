@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from gymnast_core.names import DATA, JUDGE, SFT_POLICY
 from gymnast_core.atomic import atomic_open
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
@@ -105,10 +106,10 @@ def jump_cut_videos(successes: LabelledVideos, goal_frames: int, kind: str | Non
 class TrainJudgeConfig:
     """Train the learned judge on real, dreamed and policy videos labelled with real outcomes."""
 
-    dataset: str = "outputs/default/data"
+    dataset: str = DATA
     dream: DreamConfig = field(default_factory=DreamConfig)
     # Policy whose own rollouts (near-misses) join the training set; '' = none.
-    policy: str = "outputs/default/policy_sft"
+    policy: str = SFT_POLICY
     # 96 and 364 (every training episode), not 24 and 128: the policy's near-miss FPR went
     # 0.159 -> 0.048 and the dreamed-replay FPR 0.238 -> 0.095 (docs/judge/report.md).
     policy_episodes_per_task: int = 96
@@ -116,7 +117,7 @@ class TrainJudgeConfig:
     dream_replays: int = 364
     policy_temperature: float = 1.0
     reality: RealityConfig = field(default_factory=RealityConfig)
-    out: str = "outputs/default/judge"
+    out: str = JUDGE
     # Gathered training videos: read from this .npz if it exists, else written there after
     # gathering, so loss settings can be retrained without re-dreaming ('' = no cache).
     videos_cache: str = ""

@@ -1,4 +1,4 @@
-"""The Bridge camera: OpenCV (V4L2 on /dev/video*) to `/blue/image_raw` rgb8 + `/blue/camera_info`.
+"""The Bridge camera: OpenCV (V4L2 on /dev/video*) to the image topic rgb8 + `/blue/camera_info`.
 
 `device` is a V4L2 device (/dev/video0 or its index) or, for replays and tests, a video file,
 which loops.
@@ -12,6 +12,7 @@ import cv2
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
+from gymnast_core.names import IMAGE_TOPIC
 from gymnast_core.ros_msgs import array_to_image
 from gymnast_core.ros_node import declare_config, spin_node
 
@@ -24,7 +25,7 @@ class CameraNodeConfig:
     height: int = 480
     fps: float = 30.0
     frame_id: str = "blue"
-    topic: str = "/blue/image_raw"
+    topic: str = IMAGE_TOPIC
 
 
 def open_capture(device: str, width: int, height: int, fps: float) -> cv2.VideoCapture:

@@ -7,8 +7,8 @@ free-form metadata live in an MCAP metadata record named "gymnast_episode".
 
     writer = McapEpisodeWriter()
     writer.start("episodes/2024-05-01_12-00-00.mcap", "put the spoon in the pot", {"task": "spoon"})
-    writer.write("/blue/image_raw", image_msg, log_time_ns)      # any number of times
-    writer.write("/wx250s/commands/ee_delta", action_msg, log_time_ns)
+    writer.write(IMAGE_TOPIC, image_msg, log_time_ns)      # any number of times
+    writer.write(ACTION_TOPIC, action_msg, log_time_ns)
     path = writer.stop(success=True)                                # or writer.discard()
 
     episode = read_mcap_episode(path)
@@ -33,6 +33,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC
 from gymnast_core.atomic import atomic_open
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, ActionSpec
 from gymnast_core.dataset import DatasetError, EpisodeDataset
@@ -40,8 +41,6 @@ from gymnast_core.episode import Episode, EpisodeError
 from gymnast_core.ros_msgs import MessageError, image_to_array, msg_to_chunk
 
 METADATA_RECORD = "gymnast_episode"
-IMAGE_TOPIC = "/blue/image_raw"
-ACTION_TOPIC = "/wx250s/commands/ee_delta"
 SCHEMA_ENCODING = "ros2msg"
 MESSAGE_ENCODING = "cdr"
 _SEPARATOR = "=" * 80

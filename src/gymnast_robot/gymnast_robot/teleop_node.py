@@ -1,4 +1,4 @@
-"""Teleop: keyboard or space mouse -> `/wx250s/commands/ee_delta` at 5 Hz, with recorder controls."""
+"""Teleop: keyboard or space mouse -> the action topic at 5 Hz, with recorder controls."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
+from gymnast_core.names import ACTION_TOPIC
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
 from gymnast_core.ros_msgs import chunk_to_msg
 from gymnast_core.ros_node import declare_config, spin_node
@@ -20,7 +21,7 @@ class TeleopNodeConfig:
     # Translation (m) and rotation (rad) per control period while a key is held.
     step: float = 0.02
     turn: float = 0.1
-    action_topic: str = "/wx250s/commands/ee_delta"
+    action_topic: str = ACTION_TOPIC
     frame_id: str = "wx250s/base_link"
 
 

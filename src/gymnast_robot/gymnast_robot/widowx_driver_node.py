@@ -1,4 +1,4 @@
-"""The WidowX 250 driver: Bridge's 7-D end-effector deltas on `/wx250s/commands/ee_delta`, executed
+"""The WidowX 250 driver: Bridge's 7-D end-effector deltas on the action topic, executed
 at 5 Hz through an interbotix, dynamixel or mock backend; joint states on `/wx250s/joint_states`.
 
 A target outside the workspace is clamped (motion stops at the boundary) and a malformed or
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
+from gymnast_core.names import ACTION_TOPIC
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
 from gymnast_core.ros_msgs import MessageError, msg_to_chunk
 from gymnast_core.ros_node import declare_config, spin_node
@@ -30,7 +31,7 @@ class DriverNodeConfig:
     joint_state_rate: float = 20.0
     # Actions waiting to execute; older ones are dropped when a sender runs ahead of 5 Hz.
     max_queue: int = 10
-    action_topic: str = "/wx250s/commands/ee_delta"
+    action_topic: str = ACTION_TOPIC
     joint_states_topic: str = "/wx250s/joint_states"
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from gymnast_core.names import WORLD_MODEL_CHECKPOINT
 from gymnast_core.task import Task
 from gymnast_core.video import resize_frames
 from gymnast_world_model.world_model import WorldModel, load_world_model
@@ -83,7 +84,7 @@ def dream_replay(env: DreamEnv, first_frames: np.ndarray, actions: np.ndarray, i
 class DreamConfig:
     """How to dream: one config shared by judge training, GRPO and the dream node."""
 
-    checkpoint: str = "outputs/default/world_model/checkpoint.pt"
+    checkpoint: str = WORLD_MODEL_CHECKPOINT
     sampling_steps: int = 4
     # Classifier-free guidance on the actions; 1.25 chosen on episodes the evaluation does not use (docs/world_model).
     cfg_scale: float = 1.25

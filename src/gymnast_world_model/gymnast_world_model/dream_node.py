@@ -1,7 +1,7 @@
 """The dream as a ROS 2 node: a loopback simulator with the real arm's action input and camera output.
 
-Each action on `/wx250s/commands/ee_delta` advances the world model one frame, published on
-`/blue/image_raw` like the real camera; between actions the latest frame is republished at the
+Each action on the action topic advances the world model one frame, published on
+the image topic like the real camera; between actions the latest frame is republished at the
 camera rate. `/dream/reset` restarts it from an image (e.g. the real camera's, for test-time
 training in a new scene) or a task folder.
 """
@@ -16,6 +16,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
+from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, SHIPPED_WORLD_MODEL
 from gymnast_core.ros_msgs import MessageError, array_to_image, image_to_array, msg_to_chunk
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.task import Task
@@ -26,13 +27,13 @@ from gymnast_world_model.dream_env import DreamConfig
 
 @dataclass
 class DreamNodeConfig:
-    dream: DreamConfig = field(default_factory=lambda: DreamConfig(checkpoint="checkpoints/default/world_model.pt"))
+    dream: DreamConfig = field(default_factory=lambda: DreamConfig(checkpoint=SHIPPED_WORLD_MODEL))
     # A task folder to start from (gymnast make-tasks); empty = wait for /dream/reset.
     task_folder: str = ""
     camera_rate: float = 10.0
     frame_id: str = "blue"
-    image_topic: str = "/blue/image_raw"
-    action_topic: str = "/wx250s/commands/ee_delta"
+    image_topic: str = IMAGE_TOPIC
+    action_topic: str = ACTION_TOPIC
 
 
 class DreamNode(Node):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from gymnast_core.names import WORLD_MODEL_CHECKPOINT, WORLD_MODEL_DIR
 from gymnast_core.atomic import write_json
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
@@ -54,10 +55,10 @@ def ssim(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
 class EvalWorldModelConfig:
     """Score open-loop predictions of a trained world model on held-out episodes."""
 
-    checkpoint: str = "outputs/default/world_model/checkpoint.pt"
+    checkpoint: str = WORLD_MODEL_CHECKPOINT
     # Defaults to the dataset the checkpoint was trained on.
     dataset: str = ""
-    out: str = "outputs/default/world_model/eval"
+    out: str = f"{WORLD_MODEL_DIR}/eval"
     horizon: int = 20
     # Episode step the dream starts from (its one real frame); the bench's dreams restart at step 20.
     start_step: int = 0

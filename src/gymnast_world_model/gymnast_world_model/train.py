@@ -17,6 +17,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from gymnast_core.names import DATA, WORLD_MODEL_DIR
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.resume import record_config, rewind_rows
@@ -35,9 +36,9 @@ from gymnast_world_model.world_model import (
 class TrainWorldModelConfig:
     """Train the action-conditioned video world model on a dataset's episodes."""
 
-    dataset: str = "outputs/default/data"
+    dataset: str = DATA
     # Run folder: checkpoint.pt, metrics.jsonl, samples/.
-    out: str = "outputs/default/world_model"
+    out: str = WORLD_MODEL_DIR
     model: WorldModelConfig = field(default_factory=CpuDefaultConfig)
     # bf16 on 2 CPU cores: 7177 steps in 29.5 minutes on the shipped model's day, 8800 in 26 on a
     # faster one (docs/world_model); the one-cycle schedule spans all of them.

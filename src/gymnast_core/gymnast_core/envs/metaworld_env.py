@@ -23,6 +23,7 @@ import numpy as np
 
 from gymnast_core.action_spec import ActionSpec
 from gymnast_core.config_checks import at_least
+from gymnast_core.names import EVAL_SEED_OFFSET
 from gymnast_core.task import Task
 
 # Tasks where a few demos leave the policy room to learn and the outcome shows at 64 px
@@ -95,7 +96,6 @@ METAWORLD_ACTION_SPEC = ActionSpec(
 )
 
 # Seeds of training and evaluation initial states never overlap.
-EVAL_SEED_OFFSET = 1_000_000
 
 
 @dataclass(frozen=True)
