@@ -69,13 +69,13 @@ class RLConfig:
     validate_every: int = 8
     # Dream and reality disagree on a task when the judge's verdict on the dream differs from the real
     # outcome in more than this fraction of its validation episodes (reported as reward hacking
-    # during RL). Per episode, not per rate: rates can match by coincidence (measured: reach 0.6 in
-    # both before RL, then hacked).
+    # during RL). Per episode, not per rate: equal rates can hide different episodes
+    # (docs/history.md#bench).
     agreement_tolerance: float = 0.2
     # Dream RL only on the tasks that pass the gate before RL: the judge check below, and the
-    # dream and reality agreeing as above. A task the dream + judge get wrong rewards un-learning
-    # it (measured: drawer-open 0.975 -> 0.325). With no task left, RL makes no update and
-    # summary.json says `gated_out`.
+    # dream and reality agreeing as above: a task the dream + judge get wrong rewards un-learning
+    # it (docs/judge/report.md). With no task left, RL makes no update and summary.json says
+    # `gated_out`.
     gate_tasks: bool = True
     # The judge check: on a task's real validation episodes the judge finds the real successes
     # (TPR >= gate_min_tpr) and rejects the real failures (FPR <= gate_max_fpr), each rate over at
@@ -88,16 +88,15 @@ class RLConfig:
     # successes (0 = none).
     gate_expert_episodes_per_task: int = 5
     # Stop dream RL when a validation finds the dream and reality disagreeing on a task RL trains
-    # on (reward hacking), and keep the policy of the last validation that agreed: between two
-    # checks a weaker SFT policy's drawer-open went 0.95 -> 0.00 in reality while the dream said
-    # 1.0 (docs/bench/README.md).
+    # on (reward hacking), and keep the policy of the last validation that agreed: a hacked task
+    # can collapse between two checks (docs/history.md#bench).
     halt_on_divergence: bool = True
     # Dream only the steps after this one (0 = the whole episode; sim and reality always run whole
     # episodes): each dream restarts from the real frame at this step of a real rollout (the
     # starting policy's for RL tasks, the current policy's for validation), and the judge sees
     # those real frames followed by the dream, so the world model drifts over horizon - s steps.
-    # Costs one real episode per RL task state. 20 of 40: before RL the dream + judge then agree
-    # with reality on push, drawer and button, not on push alone (docs/bench/README.md).
+    # Costs one real episode per RL task state. Half the episode: the dream agrees with reality on
+    # more tasks than whole 40-step dreams (docs/history.md#bench).
     dream_restart_step: int = 20
     # Re-roll those real prefixes with the current policy every this many updates (0 = the
     # starting policy's throughout): otherwise the dreams never see the current policy's own
@@ -165,9 +164,8 @@ def task_disagreement(real: np.ndarray, dreamed: Verdict, tasks: Sequence[Task],
 
 
 def agrees(disagreement: dict[str, float], tolerance: float) -> bool:
-    """Per task, not on the mean: a dream that swaps which tasks succeed can match the mean
-    exactly (measured: dream 0.8 / 0.2 / 0.2 where reality was 0.0 / 1.0 / 1.0, means 0.45 vs
-    0.55) and then rewards RL for un-learning the tasks the policy could do."""
+    """Per task, not on the mean: a dream that swaps which tasks succeed can match the mean and
+    then rewards RL for un-learning the tasks the policy could do (docs/history.md#bench)."""
     return len(agreeing_tasks(disagreement, tolerance)) == len(disagreement)
 
 

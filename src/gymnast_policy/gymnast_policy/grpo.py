@@ -61,8 +61,9 @@ class GRPOConfig:
     target_kl: float = 0.0
     # Adapt the learning rate so that an update moves the policy about this far from the sampler
     # (approximate KL per token, measured before each step after the first; 0 = a fixed lr): divided
-    # by 1.5 above twice it, multiplied by 1.5 under half of it, as rsl_rl's PPO does. Adam's first steps move every weight by about lr whatever its gradient, so
-    # a fixed lr that suits one policy can erase a task in one step for another.
+    # by 1.5 above twice it, multiplied by 1.5 under half of it, as rsl_rl's PPO does. Adam's first
+    # steps move every weight by about lr whatever its gradient, so a fixed lr that suits one
+    # policy can erase a task in one step for another.
     desired_kl: float = 0.0
     # Ceiling of the adapted lr (0 = none), as rsl_rl bounds its own: steps that each stay near
     # `desired_kl` still let it grow until updates swing every task at once (docs/bench/grpo_engine.md).

@@ -110,8 +110,8 @@ class TrainJudgeConfig:
     dream: DreamConfig = field(default_factory=DreamConfig)
     # Policy whose own rollouts (near-misses) join the training set; '' = none.
     policy: str = SFT_POLICY
-    # 96 and 364 (every training episode), not 24 and 128: the policy's near-miss FPR went
-    # 0.159 -> 0.048 and the dreamed-replay FPR 0.238 -> 0.095 (docs/judge/report.md).
+    # Many of the policy's rollouts and dream replays: fewer let its near-misses and dreams
+    # through as successes (docs/history.md#judge).
     policy_episodes_per_task: int = 96
     # Real episodes replayed in the dream for training (half successes where possible).
     dream_replays: int = 364
