@@ -24,14 +24,25 @@ _SCALARS = (bool, int, float, str)
 
 def declare_config(node: Node, config: ConfigT, prefix: str = "") -> ConfigT:
     """Declare every scalar field of `config` (recursing into nested dataclasses) as a parameter
-    named `prefix.field`, defaulting to its value; return the config rebuilt from the parameters."""
+    named `prefix.field`, defaulting to its value; return the config rebuilt from the parameters.
+    Fields of other types (tuples, lists, None) are not plain ROS parameters: they keep their
+    defaults, and the node's log names them."""
+    config, fixed = _declare(node, config, prefix)
+    if fixed:
+        node.get_logger().info(f"not ROS parameters (tuples, lists or None), so they keep their defaults: {', '.join(fixed)}")
+    return config
+
+
+def _declare(node: Node, config: ConfigT, prefix: str) -> tuple[ConfigT, list[str]]:
     hints = typing.get_type_hints(type(config))
     values: dict[str, Any] = {}
+    fixed: list[str] = []
     for field in dataclasses.fields(config):
         name = f"{prefix}.{field.name}" if prefix else field.name
         value = getattr(config, field.name)
         if dataclasses.is_dataclass(value):
-            values[field.name] = declare_config(node, value, name)
+            values[field.name], nested = _declare(node, value, name)
+            fixed += nested
         elif isinstance(value, _SCALARS):
             declared = node.declare_parameter(name, value).value
             kind = hints[field.name] if hints[field.name] in _SCALARS else type(value)
@@ -40,8 +51,9 @@ def declare_config(node: Node, config: ConfigT, prefix: str = "") -> ConfigT:
                 values[field.name] = kind(declared) if kind is not bool or isinstance(declared, bool) else declared
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"parameter {name!r}: expected {kind.__name__}, got {declared!r}") from exc
-        # Tuples, lists and None keep their defaults: they are not plain ROS parameter types.
-    return dataclasses.replace(config, **values)
+        else:
+            fixed.append(name)
+    return dataclasses.replace(config, **values), fixed
 
 
 def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, threads: int = 4) -> None:
