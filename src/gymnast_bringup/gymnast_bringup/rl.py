@@ -169,9 +169,13 @@ def agrees(disagreement: dict[str, float], tolerance: float) -> bool:
     return len(agreeing_tasks(disagreement, tolerance)) == len(disagreement)
 
 
-def agreeing_tasks(disagreement: dict[str, float], tolerance: float) -> list[str]:
+def dream_agrees(disagreement: float, tolerance: float) -> bool:
     # The slack keeps exactly the tolerance in: 0.8 - 0.6 is 0.20000000000000007 in floats.
-    return [task for task, value in disagreement.items() if abs(value) <= tolerance + 1e-9]
+    return abs(disagreement) <= tolerance + 1e-9
+
+
+def agreeing_tasks(disagreement: dict[str, float], tolerance: float) -> list[str]:
+    return [task for task, value in disagreement.items() if dream_agrees(value, tolerance)]
 
 
 UNCHECKED = "cannot be checked"
@@ -213,7 +217,7 @@ def gate(result: dict, tolerance: float) -> dict[str, str]:
     for task, check in result["judge_check"].items():
         why = [f"judge {check['status']}" + (f" ({check['reason']})" if check["reason"] else "")] if check["status"] != "pass" else []
         disagreement = result["task_disagreement"][task]
-        if task not in agreeing_tasks({task: disagreement}, tolerance):
+        if not dream_agrees(disagreement, tolerance):
             why.append(f"dream and reality differ on {disagreement:.0%} of episodes (> {tolerance:.0%})")
         reasons[task] = "; ".join(why)
     return reasons
@@ -507,9 +511,8 @@ class RLRun:
         run any more (e.g. a task with no real failures left) does not halt: nothing refutes the judge."""
         if "gate" not in result:
             return
-        tolerance = self.config.agreement_tolerance
         hacked = [task for task in self.rl_tasks if result["judge_check"][task]["status"] == "fail"
-                  or task not in agreeing_tasks({task: result["task_disagreement"][task]}, tolerance)]
+                  or not dream_agrees(result["task_disagreement"][task], self.config.agreement_tolerance)]
         if not (hacked and self.config.halt_on_divergence):
             save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": self.config.env, "updates": self.update_index}})
             self.validated_update = self.update_index

@@ -116,7 +116,9 @@ def rollout(env: MetaWorldEnv, job: EpisodeJob) -> Episode:
     actions = []
     sigma = rng.uniform(*job.noise_std)
     explore = HeldRandomActions(env.action_spec.dim, rng)
-    stop_at = int(rng.uniform(*STOP_FRACTION) * env.config.max_steps)
+    # Drawn for this source only: a draw for every source would change the noisy and random
+    # episodes of every dataset collected before this source existed.
+    stop_at = int(rng.uniform(*STOP_FRACTION) * env.config.max_steps) if job.source == "stopped" else env.config.max_steps
     for step in range(env.config.max_steps):
         if job.source == "expert" or job.source == "stopped" and step < stop_at:
             action = env.expert_actions()[0]

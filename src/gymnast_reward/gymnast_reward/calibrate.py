@@ -115,12 +115,16 @@ def operating_points(labels: np.ndarray, scores: np.ndarray, known: np.ndarray,
     return {f"{t:.2f}": binary_metrics(labels, np.nan_to_num(scores) >= t, known) for t in thresholds}
 
 
+def scripted_sources(config: JudgeEvalConfig) -> list[tuple[str, int, tuple[float, float]]]:
+    """(name, episodes per task, noise range) of each scripted source; the i-th draws from block i."""
+    sources = [("expert", config.expert, (0.0, 0.0)), ("stopped", config.stopped, (0.0, 0.0))]
+    return sources + [(f"noisy-{scale:g}", config.noisy, (scale, scale)) for scale in config.noise_scales]
+
+
 def judge_test_jobs(config: JudgeEvalConfig) -> list[EpisodeJob]:
     """The real test episodes of the scripted sources, each source in its own block of 'eval' states."""
-    sources = [("expert", config.expert, (0.0, 0.0)), ("stopped", config.stopped, (0.0, 0.0))]
-    sources += [(f"noisy-{scale:g}", config.noisy, (scale, scale)) for scale in config.noise_scales]
     jobs = []
-    for block, (name, count, noise) in enumerate(sources):
+    for block, (name, count, noise) in enumerate(scripted_sources(config)):
         kind = name.split("-")[0]
         for task in config.reality.tasks:
             for i in range(config.first_state, config.first_state + count):
@@ -142,7 +146,8 @@ def gather_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
         entries = [by_key[job.key] for job in jobs if job.key.split("/")[1] == source]
         parts.append(load_real(scripted, entries, source))
     if config.policy and config.policy_episodes_per_task:
-        start = JUDGE_TEST_SEEDS + (len(config.noise_scales) + 2) * SOURCE_STRIDE + config.first_state
+        # The policy's block follows the scripted sources' blocks.
+        start = JUDGE_TEST_SEEDS + len(scripted_sources(config)) * SOURCE_STRIDE + config.first_state
         rollouts = record_rollouts(config.policy, config.reality, out / "policy_rollouts" / Path(config.policy).name, "eval",
                                    config.policy_episodes_per_task, config.policy_temperature, start=start)
         keys = {rollout_key(task, "eval", i) for task in config.reality.tasks for i in range(start, start + config.policy_episodes_per_task)}
@@ -151,8 +156,8 @@ def gather_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     sets = {REAL: real}
     if config.dream.checkpoint:
         sets[DREAMED] = dreamed(config.dream, real, np.concatenate([actions for _, actions in parts]))
-    successes = np.flatnonzero(real.labels)
-    pick = np.concatenate([successes[[real.instructions[i] == instruction_for(task) for i in successes]][:config.jump_cuts]
+    instructions = np.array(real.instructions)
+    pick = np.concatenate([np.flatnonzero(real.labels & (instructions == instruction_for(task)))[:config.jump_cuts]
                            for task in config.reality.tasks])
     if len(pick):
         sets[JUMP] = jump_cut_videos(real.subset(pick), config.jump_goal_frames)
@@ -172,7 +177,8 @@ def judge_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     return sets
 
 
-def task_names(instructions: list[str], tasks: tuple[str, ...]) -> list[str]:
+def tasks_of(instructions: list[str], tasks: tuple[str, ...]) -> list[str]:
+    """The task name of each instruction (the instruction itself where no task has it)."""
     by_instruction = {instruction_for(task): task for task in tasks}
     return [by_instruction.get(instruction, instruction) for instruction in instructions]
 
@@ -216,7 +222,7 @@ def evaluate_judge(config: JudgeEvalConfig, judge: Judge | None = None) -> dict:
     for name, videos in judge_test_sets(config).items():
         started = time.monotonic()
         verdict = judge_videos(judge, videos, config.batch_size)
-        results[name] = {**score_set(videos, verdict, task_names(videos.instructions, config.reality.tasks)),
+        results[name] = {**score_set(videos, verdict, tasks_of(videos.instructions, config.reality.tasks)),
                          "seconds": time.monotonic() - started}
         rng = np.random.default_rng(0)
         for i in rng.choice(len(videos.labels), size=min(6, len(videos.labels)), replace=False):

@@ -11,6 +11,7 @@ A refresh passes `init` (the previous judge) and the newer policy.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -244,7 +245,7 @@ def train_judge(config: TrainJudgeConfig) -> LearnedJudge:
 def class_balance(instructions: list[str], labels: np.ndarray) -> np.ndarray:
     """Per video, the weight that gives every (task, outcome) class the same total weight, mean 1."""
     classes = [(instruction, bool(label)) for instruction, label in zip(instructions, labels)]
-    counts = {c: classes.count(c) for c in set(classes)}
+    counts = Counter(classes)
     return np.array([len(classes) / (len(counts) * counts[c]) for c in classes], np.float32)
 
 
