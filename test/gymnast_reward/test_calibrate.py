@@ -1,5 +1,7 @@
 """`gymnast judge-eval`: fresh per-task test sets from every source, and the per-task report."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -77,6 +79,12 @@ def test_judge_eval_gathers_every_source_and_reuses_its_cache(shipped, tmp_path)
     # Read from the cache: nothing gathered, so the same verdicts.
     assert again["sets"][REAL]["per_task"]["reach-v3"]["confusion"] == real["per_task"]["reach-v3"]["confusion"]
     assert cached.kinds.count("expert") == 2
+    # Pooled with another gathered set (here the same one twice): every count doubles, per task.
+    pooled = evaluate_judge(replace(config, out=str(tmp_path / "pooled"), pool_with=(str(tmp_path / "cache"),)))
+    doubled = {key: 2 * value for key, value in real["per_task"]["reach-v3"]["confusion"].items()}
+    assert pooled["sets"][REAL]["per_task"]["reach-v3"]["confusion"] == doubled
+    with pytest.raises(FileNotFoundError, match="pool_with"):
+        evaluate_judge(replace(config, pool_with=(str(tmp_path / "nothing"),)))
 
 
 def test_judge_eval_runs_the_api_judge_end_to_end(chat_server, tmp_path):

@@ -67,6 +67,9 @@ class JudgeEvalConfig:
     # Test videos: read from this folder if it holds them, else written there after gathering,
     # so several judges are compared on the same videos without re-dreaming ('' = no cache).
     videos_cache: str = ""
+    # Test sets gathered before (the `videos_cache` folders of other `first_state`s) scored together
+    # with this one: one larger fresh test set, per task as before.
+    pool_with: tuple[str, ...] = ()
     batch_size: int = 64
     workers: int = 2
     threads: int = 2
@@ -164,16 +167,26 @@ def gather_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     return sets
 
 
+def cached_test_sets(folder: Path) -> dict[str, LabelledVideos]:
+    return {name: LabelledVideos.load(folder / f"{name}.npz") for name in (REAL, DREAMED, JUMP) if (folder / f"{name}.npz").exists()}
+
+
 def judge_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     cache = Path(config.videos_cache) if config.videos_cache else None
     if cache and (cache / f"{REAL}.npz").exists():
-        return {name: LabelledVideos.load(cache / f"{name}.npz") for name in (REAL, DREAMED, JUMP)
-                if (cache / f"{name}.npz").exists()}
-    sets = gather_test_sets(config)
-    if cache:
-        for name, videos in sets.items():
-            cache.mkdir(parents=True, exist_ok=True)
-            videos.save(cache / f"{name}.npz")
+        sets = cached_test_sets(cache)
+    else:
+        sets = gather_test_sets(config)
+        if cache:
+            for name, videos in sets.items():
+                cache.mkdir(parents=True, exist_ok=True)
+                videos.save(cache / f"{name}.npz")
+    for folder in map(Path, config.pool_with):
+        if not (folder / f"{REAL}.npz").exists():
+            raise FileNotFoundError(f"pool_with: {folder} holds no test set ({REAL}.npz); gather it with "
+                                    "`gymnast judge-eval --first_state N --videos_cache` first")
+        other = cached_test_sets(folder)
+        sets = {name: LabelledVideos.concat([videos, other[name]]) if name in other else videos for name, videos in sets.items()}
     return sets
 
 
