@@ -49,7 +49,7 @@ fi
 pkg_hash=$(hash_of requirements.txt src/*/setup.py src/*/package.xml)
 if ! stamp_ok packages "$pkg_hash"; then
   echo "[bootstrap] installing gymnast packages (editable)"
-  for pkg in gymnast_core gymnast_world_model gymnast_policy gymnast_reward gymnast_robot gymnast_bringup; do
+  for pkg in gymnast_core gymnast_world_model gymnast_policy gymnast_reward gymnast_robot gymnast_pipelines gymnast_bringup; do
     [ -f "src/$pkg/setup.py" ] && python -m pip install --quiet --no-deps --no-build-isolation -e "src/$pkg"
   done
   stamp_set packages "$pkg_hash"

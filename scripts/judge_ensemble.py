@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from gymnast_reward.learned_judge import load_learned_judge
-from gymnast_reward.train_judge import LabelledVideos
+from gymnast_pipelines.train_judge import LabelledVideos
 
 
 def main() -> None:

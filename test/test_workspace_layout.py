@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON_PACKAGES = ["gymnast_core", "gymnast_world_model", "gymnast_policy", "gymnast_reward", "gymnast_robot", "gymnast_bringup"]
+PYTHON_PACKAGES = ["gymnast_core", "gymnast_world_model", "gymnast_policy", "gymnast_reward", "gymnast_robot", "gymnast_pipelines", "gymnast_bringup"]
 
 
 @pytest.mark.parametrize("name", PYTHON_PACKAGES)

@@ -22,6 +22,5 @@ setup(
     license="Apache-2.0",
     entry_points={"console_scripts": [
         "gymnast = gymnast_bringup.cli:main",
-        "trainer_node = gymnast_bringup.trainer_node:main",
     ]},
 )

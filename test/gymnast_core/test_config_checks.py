@@ -6,7 +6,7 @@ from gymnast_core.config_checks import ConfigError, check_config
 
 
 def test_every_broken_rule_is_named_by_its_flag(tmp_path):
-    from gymnast_bringup.rl import RLConfig
+    from gymnast_pipelines.rl import RLConfig
     from gymnast_policy.grpo import CpuGRPOConfig
 
     config = RLConfig(updates=0, grpo=CpuGRPOConfig(group_size=1), out=str(tmp_path / "rl"))

@@ -30,3 +30,10 @@ def test_every_shared_path_topic_and_seed_block_is_written_only_in_the_names_mod
     assert not repeated, f"written again outside gymnast_core.names: {repeated}"
     train_blocks = [*names.COLLECT_SEED_BLOCKS.values(), names.RL_TASK_SEEDS, names.VALIDATION_SEEDS]
     assert len(set(train_blocks)) == len(train_blocks)  # no two 'train' purposes share a block
+
+
+def test_config_files_in_src_take_topics_by_remapping_not_by_name():
+    topics = [value for name, value in vars(names).items() if name.endswith(("_TOPIC", "_ACTION", "_SERVICE"))]
+    found = {f"{path.relative_to(SRC)}: {topic}" for path in SRC.rglob("*") if path.suffix in (".rviz", ".yaml", ".xml", ".urdf")
+             for topic in topics if topic in path.read_text()}
+    assert not found

@@ -9,7 +9,7 @@ from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.episode import Episode
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, frame_indices, save_learned_judge
-from gymnast_reward.train_judge import LabelledVideos, TrainJudgeConfig, augment, train_judge
+from gymnast_pipelines.train_judge import LabelledVideos, TrainJudgeConfig, augment, train_judge
 from gymnast_reward.vlm_judge import VLMJudge, VLMJudgeConfig
 
 
@@ -129,7 +129,7 @@ def test_vlm_judge_missing_checkpoint_is_clear(tmp_path):
 
 
 def test_class_balance_gives_every_task_and_outcome_the_same_weight():
-    from gymnast_reward.train_judge import class_balance
+    from gymnast_pipelines.train_judge import class_balance
 
     instructions = ["sweep"] * 10 + ["door"] * 4
     labels = np.array([True] + [False] * 9 + [True, True, False, False])

@@ -392,4 +392,5 @@ def test_rviz_config_shows_the_robot_tf_and_camera_in_the_base_frame():
     displays = {d["Class"]: d for d in config["Displays"]}
     assert displays["rviz_default_plugins/RobotModel"]["Description Topic"]["Value"] == "/robot_description"
     assert "rviz_default_plugins/TF" in displays
-    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "/blue/image_raw"
+    # Relative, remapped to the camera topic by rviz.launch.py.
+    assert displays["rviz_default_plugins/Image"]["Topic"]["Value"] == "image"

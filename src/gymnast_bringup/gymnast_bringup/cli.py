@@ -14,16 +14,16 @@ import draccus
 import yaml
 from draccus.utils import ParsingError
 
-from gymnast_bringup import bench, commands, console, graph, rl
+from gymnast_bringup import console, graph
 from gymnast_core.collect import CollectConfig
 from gymnast_core.collect import main as collect_main
 from gymnast_core.config_checks import check_config
 from gymnast_core.dataset import DatasetError
 from gymnast_core.verdicts import JudgeUnavailableError
+from gymnast_pipelines import bench, commands, rl, train_judge
+from gymnast_pipelines import calibrate as judge_calibrate
 from gymnast_policy import evaluate as policy_eval
 from gymnast_policy import sft
-from gymnast_reward import calibrate as judge_calibrate
-from gymnast_reward import train_judge
 from gymnast_world_model import evaluate as world_model_eval
 from gymnast_world_model import train as world_model_train
 

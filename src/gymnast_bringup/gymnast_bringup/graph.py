@@ -37,7 +37,7 @@ RECORDER = NodeSpec("gymnast_robot", "recorder_node", "recorder")
 DREAM = NodeSpec("gymnast_world_model", "dream_node", "dream")
 POLICY = NodeSpec("gymnast_policy", "policy_node", "policy")
 REWARD = NodeSpec("gymnast_reward", "reward_node", "reward")
-TRAINER = NodeSpec("gymnast_bringup", "trainer_node", "trainer")
+TRAINER = NodeSpec("gymnast_pipelines", "trainer_node", "trainer")
 
 GRAPHS: dict[str, tuple[NodeSpec, ...]] = {
     # The real arm and camera; the policy node is the same one that runs in the dream.

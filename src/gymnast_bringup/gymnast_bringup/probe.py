@@ -17,7 +17,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Empty
 from std_srvs.srv import SetBool, Trigger
 
-from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC
+from gymnast_core.names import ACTION_CHUNK_TOPIC, ACTION_TOPIC, DREAM_RESET_SERVICE, ESTOP_TOPIC, HEARTBEAT_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC, JUDGE_SERVICE, POLICY_STATUS_TOPIC, RUN_POLICY_ACTION, TRAIN_IN_SCENE_ACTION
 from gymnast_core.ros_env import loopback_ros_env
 from gymnast_interfaces.action import RunPolicy, TrainInScene
 from gymnast_interfaces.msg import ActionChunk, PolicyStatus
@@ -26,9 +26,9 @@ from gymnast_interfaces.srv import Judge, ResetFromImage
 TOPICS = {
     IMAGE_TOPIC: Image,
     ACTION_TOPIC: ActionChunk,
-    "/gymnast/action_chunk": ActionChunk,
-    "/gymnast/policy/status": PolicyStatus,
-    "/wx250s/joint_states": JointState,
+    ACTION_CHUNK_TOPIC: ActionChunk,
+    POLICY_STATUS_TOPIC: PolicyStatus,
+    JOINT_STATES_TOPIC: JointState,
 }
 
 
@@ -41,18 +41,18 @@ class GraphProbe(Node):
             qos = qos_profile_sensor_data if msg_type is Image else 10
             self.create_subscription(msg_type, topic, lambda msg, topic=topic: self._record(topic, msg), qos)
         self.heartbeat_on = False
-        self.heartbeat_pub = self.create_publisher(Empty, "/gymnast/heartbeat", 10)
-        self.estop_pub = self.create_publisher(Bool, "/gymnast/estop", 10)
+        self.heartbeat_pub = self.create_publisher(Empty, HEARTBEAT_TOPIC, 10)
+        self.estop_pub = self.create_publisher(Bool, ESTOP_TOPIC, 10)
         self.image_pub = self.create_publisher(Image, IMAGE_TOPIC, 10)
         self.action_pub = self.create_publisher(ActionChunk, ACTION_TOPIC, 10)
         # Its own callback group, so the second executor thread sends it while the first is busy
         # recording a burst of images: a heartbeat queued behind them reads as the operator gone.
         self.create_timer(1.0 / heartbeat_rate, lambda: self.heartbeat_on and self.heartbeat_pub.publish(Empty()),
                           callback_group=MutuallyExclusiveCallbackGroup())
-        self.run_policy = ActionClient(self, RunPolicy, "/gymnast/run_policy")
-        self.train_in_scene = ActionClient(self, TrainInScene, "/gymnast/train_in_scene")
-        self.judge = self.create_client(Judge, "/gymnast/judge")
-        self.reset_dream = self.create_client(ResetFromImage, "/dream/reset")
+        self.run_policy = ActionClient(self, RunPolicy, RUN_POLICY_ACTION)
+        self.train_in_scene = ActionClient(self, TrainInScene, TRAIN_IN_SCENE_ACTION)
+        self.judge = self.create_client(Judge, JUDGE_SERVICE)
+        self.reset_dream = self.create_client(ResetFromImage, DREAM_RESET_SERVICE)
         self.recorder_start = self.create_client(Trigger, "/recorder/start")
         self.recorder_stop = self.create_client(SetBool, "/recorder/stop")
 

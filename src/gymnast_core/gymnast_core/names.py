@@ -7,6 +7,17 @@ split, each purpose draws from its own block, so no two purposes share an initia
 # The Bridge setup's topics: the real camera and arm, or the dream in their place.
 IMAGE_TOPIC = "/blue/image_raw"
 ACTION_TOPIC = "/wx250s/commands/ee_delta"
+JOINT_STATES_TOPIC = "/wx250s/joint_states"
+# The project's own topics, actions and services (gymnast_interfaces types).
+HEARTBEAT_TOPIC = "/gymnast/heartbeat"
+ESTOP_TOPIC = "/gymnast/estop"
+POLICY_CHECKPOINT_TOPIC = "/gymnast/policy/checkpoint"
+ACTION_CHUNK_TOPIC = "/gymnast/action_chunk"
+POLICY_STATUS_TOPIC = "/gymnast/policy/status"
+RUN_POLICY_ACTION = "/gymnast/run_policy"
+TRAIN_IN_SCENE_ACTION = "/gymnast/train_in_scene"
+JUDGE_SERVICE = "/gymnast/judge"
+DREAM_RESET_SERVICE = "/dream/reset"
 
 EVAL_SEED_OFFSET = 1_000_000
 # 'train' split: `gymnast collect`'s sources, RL's task states and its real validation.

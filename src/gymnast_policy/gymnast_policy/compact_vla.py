@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from gymnast_core.action_spec import ActionSpec
 from gymnast_policy.base import TokenPolicy
-from gymnast_policy.text_encoder import FrozenSentenceEncoder
+from gymnast_core.text_encoder import FrozenSentenceEncoder
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Empty, String
 
-from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, SHIPPED_POLICY
+from gymnast_core.names import ACTION_CHUNK_TOPIC, ACTION_TOPIC, ESTOP_TOPIC, HEARTBEAT_TOPIC, IMAGE_TOPIC, POLICY_CHECKPOINT_TOPIC, POLICY_STATUS_TOPIC, RUN_POLICY_ACTION, SHIPPED_POLICY
 from gymnast_core.ros_msgs import MessageError, chunk_to_msg, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.video import resize_frames
@@ -79,15 +79,15 @@ class PolicyNode(Node):
         inference = MutuallyExclusiveCallbackGroup()
         inputs = ReentrantCallbackGroup()
         self.create_subscription(Image, self.config.image_topic, self.on_image, qos_profile_sensor_data, callback_group=inputs)
-        self.create_subscription(Empty, "/gymnast/heartbeat", self.on_heartbeat, 10, callback_group=inputs)
-        self.create_subscription(Bool, "/gymnast/estop", self.on_estop, 10, callback_group=inputs)
-        self.create_subscription(String, "/gymnast/policy/checkpoint", self.on_checkpoint, LATCHED, callback_group=inference)
+        self.create_subscription(Empty, HEARTBEAT_TOPIC, self.on_heartbeat, 10, callback_group=inputs)
+        self.create_subscription(Bool, ESTOP_TOPIC, self.on_estop, 10, callback_group=inputs)
+        self.create_subscription(String, POLICY_CHECKPOINT_TOPIC, self.on_checkpoint, LATCHED, callback_group=inference)
         self.action_pub = self.create_publisher(ActionChunk, self.config.action_topic, 10)
-        self.chunk_pub = self.create_publisher(ActionChunk, "/gymnast/action_chunk", 10)
-        self.status_pub = self.create_publisher(PolicyStatus, "/gymnast/policy/status", 10)
+        self.chunk_pub = self.create_publisher(ActionChunk, ACTION_CHUNK_TOPIC, 10)
+        self.status_pub = self.create_publisher(PolicyStatus, POLICY_STATUS_TOPIC, 10)
         self.create_timer(min(self.period / 10, 0.02), self.infer_if_needed, callback_group=inference)
         self.create_timer(1.0 / self.config.status_rate, self.publish_status, callback_group=inputs)
-        ActionServer(self, RunPolicy, "/gymnast/run_policy", execute_callback=self.execute,
+        ActionServer(self, RunPolicy, RUN_POLICY_ACTION, execute_callback=self.execute,
                      goal_callback=self.on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
                      callback_group=ReentrantCallbackGroup())
         self.get_logger().info(f"policy {self.checkpoint} ({self.policy.action_spec.dim}-D actions at "

@@ -26,7 +26,7 @@ from gymnast_core.atomic import read_json, write_json
 from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_core.protocols import Verdict
 from gymnast_core.video import resize_frames
-from gymnast_policy.text_encoder import FrozenSentenceEncoder
+from gymnast_core.text_encoder import FrozenSentenceEncoder
 from gymnast_reward.rubric import check_batch
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from rclpy.node import Node
 
-from gymnast_core.names import SHIPPED_JUDGE
+from gymnast_core.names import JUDGE_SERVICE, SHIPPED_JUDGE
 from gymnast_core.ros_msgs import MessageError, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_interfaces.srv import Judge as JudgeSrv
@@ -27,7 +27,7 @@ class RewardNode(Node):
             raise ValueError("the oracle judge reads an evaluation environment's ground truth; "
                              "the reward node serves learned, vlm or api")
         self.judge = make_judge(self.config.judge)
-        self.create_service(JudgeSrv, "/gymnast/judge", self.on_judge)
+        self.create_service(JudgeSrv, JUDGE_SERVICE, self.on_judge)
         self.get_logger().info(f"judging with the {self.judge.name} judge")
 
     def on_judge(self, request: JudgeSrv.Request, response: JudgeSrv.Response) -> JudgeSrv.Response:

@@ -16,7 +16,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import SetBool, Trigger
 
-from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, TELEOP_RECORDINGS
+from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC, TELEOP_RECORDINGS
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_interfaces.msg import ActionChunk
 from gymnast_robot.mcap_episodes import McapEpisodeWriter
@@ -29,7 +29,7 @@ class RecorderNodeConfig:
     instruction: str = ""
     image_topic: str = IMAGE_TOPIC
     action_topic: str = ACTION_TOPIC
-    joint_states_topic: str = "/wx250s/joint_states"
+    joint_states_topic: str = JOINT_STATES_TOPIC
 
 
 class RecorderNode(Node):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from gymnast_core.names import ACTION_TOPIC
+from gymnast_core.names import ACTION_TOPIC, JOINT_STATES_TOPIC
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
 from gymnast_core.ros_msgs import MessageError, msg_to_chunk
 from gymnast_core.ros_node import declare_config, spin_node
@@ -32,7 +32,7 @@ class DriverNodeConfig:
     # Actions waiting to execute; older ones are dropped when a sender runs ahead of 5 Hz.
     max_queue: int = 10
     action_topic: str = ACTION_TOPIC
-    joint_states_topic: str = "/wx250s/joint_states"
+    joint_states_topic: str = JOINT_STATES_TOPIC
 
 
 class WidowXDriverNode(Node):

@@ -16,7 +16,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 
-from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, SHIPPED_WORLD_MODEL
+from gymnast_core.names import ACTION_TOPIC, DREAM_RESET_SERVICE, IMAGE_TOPIC, SHIPPED_WORLD_MODEL
 from gymnast_core.ros_msgs import MessageError, array_to_image, image_to_array, msg_to_chunk
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.task import Task
@@ -47,7 +47,7 @@ class DreamNode(Node):
         group = MutuallyExclusiveCallbackGroup()
         self.image_pub = self.create_publisher(Image, self.config.image_topic, 10)
         self.create_subscription(ActionChunk, self.config.action_topic, self.on_action, 10, callback_group=group)
-        self.create_service(ResetFromImage, "/dream/reset", self.on_reset, callback_group=group)
+        self.create_service(ResetFromImage, DREAM_RESET_SERVICE, self.on_reset, callback_group=group)
         self.create_timer(1.0 / self.config.camera_rate, self.publish_frame)
         if self.config.task_folder:
             task = Task.load(self.config.task_folder)

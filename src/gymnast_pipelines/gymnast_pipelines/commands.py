@@ -14,8 +14,8 @@ from gymnast_core.lerobot import import_lerobot_v3
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, format_result, write_report
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
 from gymnast_policy.sft import SFTConfig, train_sft
-from gymnast_reward.train_judge import TrainJudgeConfig, train_judge
-from gymnast_bringup.bench import BenchConfig, check_cache, run_bench
+from gymnast_pipelines.train_judge import TrainJudgeConfig, train_judge
+from gymnast_pipelines.bench import BenchConfig, check_cache, run_bench
 
 
 @dataclass

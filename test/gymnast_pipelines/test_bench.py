@@ -2,7 +2,7 @@ from dataclasses import replace
 
 import pytest
 
-from gymnast_bringup.bench import BenchConfig, add_wall_minutes, check_cache
+from gymnast_pipelines.bench import BenchConfig, add_wall_minutes, check_cache
 from gymnast_core.names import SHIPPED_POLICY
 
 
@@ -42,7 +42,7 @@ def test_settings_of_a_start_that_cached_nothing_do_not_bind(tmp_path):
 
 
 def test_real_episodes_are_counted_by_purpose_including_the_judges_extra_data(tmp_path):
-    from gymnast_bringup.bench import real_episodes_used
+    from gymnast_pipelines.bench import real_episodes_used
     from gymnast_core.atomic import write_json
     from gymnast_core.dataset import EpisodeDataset
     from gymnast_core.envs.metaworld_env import METAWORLD_ACTION_SPEC
@@ -60,7 +60,7 @@ def test_real_episodes_are_counted_by_purpose_including_the_judges_extra_data(tm
 
 
 def test_rl_arms_are_compared_with_sft_per_task_and_beyond_the_standard_errors():
-    from gymnast_bringup.bench import compare_with_sft, pool_seeds
+    from gymnast_pipelines.bench import compare_with_sft, pool_seeds
 
     def pooled(rates):
         return pool_seeds([{"per_task": {t: {"success": p, "episodes": 120} for t, p in rates.items()}, "mean": 0.0}])

@@ -39,7 +39,7 @@ from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
 from gymnast_policy.evaluate import rollout
 from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer, mean_per_key
-from gymnast_reward.calibrate import metrics_by
+from gymnast_pipelines.calibrate import metrics_by
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 

@@ -38,7 +38,7 @@ from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, 
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
-from gymnast_bringup.rl import RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
+from gymnast_pipelines.rl import RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
 
 # Reference policies: evaluated only, with neither training nor a dream estimate.
 REFERENCE_ARMS = ("expert", "random")

@@ -31,7 +31,7 @@ from gymnast_core.names import JUDGE_TEST_SEEDS, OUTPUTS, SFT_POLICY
 from gymnast_core.protocols import Judge, Verdict
 from gymnast_world_model.dream_env import DreamConfig
 from gymnast_reward.judges import JudgeConfig, make_judge
-from gymnast_reward.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dreamed, jump_cut_videos, load_real
+from gymnast_pipelines.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dreamed, jump_cut_videos, load_real
 
 # Score thresholds at which judge-eval also reports the trade-off (the judge's own is in its config).
 OPERATING_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)

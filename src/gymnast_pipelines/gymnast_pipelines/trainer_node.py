@@ -17,7 +17,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from gymnast_core.names import IMAGE_TOPIC, SCENE_TRAINING, SHIPPED_JUDGE, SHIPPED_POLICY, SHIPPED_WORLD_MODEL
+from gymnast_core.names import IMAGE_TOPIC, POLICY_CHECKPOINT_TOPIC, SCENE_TRAINING, SHIPPED_JUDGE, SHIPPED_POLICY, SHIPPED_WORLD_MODEL, TRAIN_IN_SCENE_ACTION
 from gymnast_core.ros_msgs import MessageError, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.task import Task
@@ -51,11 +51,11 @@ class TrainerNode(Node):
         self._busy = False
         inputs = ReentrantCallbackGroup()
         self.create_subscription(Image, self.config.image_topic, self.on_image, qos_profile_sensor_data, callback_group=inputs)
-        self.create_subscription(String, "/gymnast/policy/checkpoint", self.on_checkpoint, LATCHED, callback_group=inputs)
-        self.checkpoint_pub = self.create_publisher(String, "/gymnast/policy/checkpoint", LATCHED)
+        self.create_subscription(String, POLICY_CHECKPOINT_TOPIC, self.on_checkpoint, LATCHED, callback_group=inputs)
+        self.checkpoint_pub = self.create_publisher(String, POLICY_CHECKPOINT_TOPIC, LATCHED)
         self.env = self.config.dream.make_env()
         self.judge = make_judge(self.config.judge)
-        ActionServer(self, TrainInScene, "/gymnast/train_in_scene", execute_callback=self.execute,
+        ActionServer(self, TrainInScene, TRAIN_IN_SCENE_ACTION, execute_callback=self.execute,
                      goal_callback=self.on_goal, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(f"ready to train in the dream of {self.config.dream.checkpoint} "
                                f"with the {self.judge.name} judge")

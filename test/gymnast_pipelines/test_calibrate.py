@@ -8,10 +8,10 @@ import pytest
 from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
 from gymnast_core.names import EVAL_SEED_OFFSET, JUDGE_TEST_SEEDS
 from gymnast_reward.api_judge import ApiJudgeConfig
-from gymnast_reward.calibrate import (DREAMED, JUMP, REAL, JudgeEvalConfig, evaluate_judge, format_results, judge_test_jobs,
+from gymnast_pipelines.calibrate import (DREAMED, JUMP, REAL, JudgeEvalConfig, evaluate_judge, format_results, judge_test_jobs,
                                       metrics_by, operating_points)
 from gymnast_reward.judges import JudgeConfig
-from gymnast_reward.train_judge import LabelledVideos, jump_to_goal
+from gymnast_pipelines.train_judge import LabelledVideos, jump_to_goal
 from gymnast_world_model.dream_env import DreamConfig
 
 

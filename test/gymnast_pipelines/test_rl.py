@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gymnast_bringup.rl import (UNCHECKED, RLConfig, RLRun, agreeing_tasks, agrees, balanced_draw, gate, judge_check,
+from gymnast_pipelines.rl import (UNCHECKED, RLConfig, RLRun, agreeing_tasks, agrees, balanced_draw, gate, judge_check,
                                 task_disagreement, task_gaps, train_rl)
 from gymnast_core.envs.metaworld_env import DEFAULT_TASKS
 from gymnast_core.protocols import Verdict
@@ -214,8 +214,8 @@ class BlindJudge:
 
 def test_a_judge_blind_on_one_task_is_refused_by_the_gate_and_keeps_its_row_in_the_pooled_report(tmp_path):
     from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
-    from gymnast_reward.calibrate import JudgeEvalConfig, evaluate_judge, format_results
-    from gymnast_reward.train_judge import LabelledVideos
+    from gymnast_pipelines.calibrate import JudgeEvalConfig, evaluate_judge, format_results
+    from gymnast_pipelines.train_judge import LabelledVideos
 
     tasks = list(DEFAULT_TASKS[:3])
     blind = tasks[1]
