@@ -34,11 +34,12 @@ from gymnast_core.names import DATA, JUDGE, OUTPUTS, RL_TASK_SEEDS, SFT_POLICY
 from gymnast_core.resume import NOT_RESULT_SETTINGS, differences
 from gymnast_core.verdicts import known_rates
 from gymnast_policy.checkpoint import load_policy
-from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, standard_error
+from gymnast_policy.evaluate import EvalPolicyConfig, evaluate_policy, rollout, sampled, standard_error
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
-from gymnast_pipelines.rl import RLConfig, dream_verdicts, task_names, train_rl, with_real_frames
+from gymnast_pipelines.reality_check import dream_verdicts, task_names
+from gymnast_pipelines.rl import RLConfig, train_rl, with_real_frames
 
 # Reference policies: evaluated only, with neither training nor a dream estimate.
 REFERENCE_ARMS = ("expert", "random")
@@ -136,7 +137,7 @@ def train_iter_sft(config: BenchConfig, folder: Path) -> Path:
             for start in tqdm(range(0, len(tasks), 32), desc="iter-sft dreams", unit="batch"):
                 batch = tasks[start:start + 32]
                 with torch.no_grad():
-                    videos, actions = rollout(env, batch, lambda f, i: policy.act(f, i, 1.0).actions,
+                    videos, actions = rollout(env, batch, sampled(policy, 1.0),
                                               config.rl.grpo.horizon, policy.image_size)
                 verdict = judge.judge(videos, [t.instruction for t in batch])
                 for i in np.flatnonzero(verdict.success):

@@ -5,9 +5,9 @@
 - sim (Sim-RL): rollouts in the shifted "software simulator" with its ground-truth dense reward;
 - reality (Real-RL, the upper bound): rollouts in the reality with its true success.
 
-Because the learned reward is the known failure point, the trainer compares the policy's
-dream-estimated success with its real success on a small fixed real validation set: before
-RL (the agreement check) and every `validate_every` updates (divergence = reward hacking).
+Because the learned reward is the known failure point, the trainer checks the dream + judge
+against reality on a small fixed real validation set (reality_check.py): before RL (the gate)
+and every `validate_every` updates (divergence = reward hacking, which halts).
 Each update is checkpointed; a re-run of the same command resumes.
 """
 
@@ -28,18 +28,18 @@ from tqdm import tqdm
 from gymnast_core.atomic import read_json, write_json
 from gymnast_core.config_checks import at_least, check_config
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, ShiftConfig, initial_states
-from gymnast_core.names import OUTPUTS, RL_TASK_SEEDS, SFT_POLICY, VALIDATION_SEEDS
-from gymnast_core.protocols import BatchedEnv, Judge, Verdict
+from gymnast_core.names import OUTPUTS, RL_TASK_SEEDS, SFT_POLICY
+from gymnast_core.protocols import BatchedEnv, Judge
 from gymnast_core.resume import record_config, rewind_rows
 from gymnast_core.task import Task
 from gymnast_core.torch_files import load_torch, save_torch
-from gymnast_core.verdicts import JudgeUnavailableError, known_rates
+from gymnast_core.verdicts import JudgeUnavailableError
 from gymnast_core.video import save_gif
 from gymnast_policy.base import TokenPolicy
 from gymnast_policy.checkpoint import load_policy, save_policy
-from gymnast_policy.evaluate import rollout
-from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer, mean_per_key
-from gymnast_pipelines.calibrate import metrics_by
+from gymnast_policy.evaluate import greedy, rollout
+from gymnast_policy.grpo import CpuGRPOConfig, GRPOTrainer
+from gymnast_pipelines.reality_check import RealityCheck, halting_tasks, restarted, task_names
 from gymnast_reward.judges import JudgeConfig, OracleJudge, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
@@ -140,102 +140,6 @@ def with_real_frames(tasks: list[Task], reality: MetaWorldEnv) -> list[Task]:
     return tasks
 
 
-def restarted(tasks: Sequence[Task], videos: np.ndarray, step: int) -> list[Task]:
-    """The tasks continued from `step` of their real rollouts' frames [N, T, H, W, 3] (history = the frames before)."""
-    return [replace(task, initial_frame=video[step], history=video[:step]) for task, video in zip(tasks, videos)]
-
-
-def success_rates(success: np.ndarray, tasks: Sequence[Task]) -> dict[str, float]:
-    """Per-task rates of ground-truth outcomes (a judge's verdicts go through `known_rates`)."""
-    return mean_per_key(success.astype(np.float64), task_names(tasks))
-
-
-def task_gaps(real_per_task: dict[str, float], dream_per_task: dict[str, float]) -> dict[str, float]:
-    """Dream-estimated minus real success, per task."""
-    return {task: dream_per_task[task] - real for task, real in real_per_task.items()}
-
-
-def task_disagreement(real: np.ndarray, dreamed: Verdict, tasks: Sequence[Task], min_known: float) -> dict[str, float]:
-    """Per task, the fraction of episodes (with a known verdict) whose dream verdict differs from their real outcome.
-
-    At least |dream - real| of the task's rates, and larger when the dream gets different
-    episodes right than reality does: the reward GRPO sees is per episode."""
-    return known_rates(real != dreamed.success, dreamed, task_names(tasks), min_known)
-
-
-def agrees(disagreement: dict[str, float], tolerance: float) -> bool:
-    """Per task, not on the mean: a dream that swaps which tasks succeed can match the mean and
-    then rewards RL for un-learning the tasks the policy could do (docs/history.md#bench)."""
-    return len(agreeing_tasks(disagreement, tolerance)) == len(disagreement)
-
-
-def dream_agrees(disagreement: float, tolerance: float) -> bool:
-    # The slack keeps exactly the tolerance in: 0.8 - 0.6 is 0.20000000000000007 in floats.
-    return abs(disagreement) <= tolerance + 1e-9
-
-
-def agreeing_tasks(disagreement: dict[str, float], tolerance: float) -> list[str]:
-    return [task for task, value in disagreement.items() if dream_agrees(value, tolerance)]
-
-
-UNCHECKED = "cannot be checked"
-
-
-def judge_check(real: np.ndarray, verdict: Verdict, tasks: Sequence[str], min_tpr: float, max_fpr: float,
-                min_examples: int) -> dict[str, dict]:
-    """Per task, the judge's verdicts on real episodes against their real outcomes: TPR, FPR (None
-    where fewer than `min_examples` episodes count) and `status`: 'pass', 'fail' or UNCHECKED."""
-    checks = {}
-    for task, m in metrics_by(list(tasks), real, verdict.success, verdict.known).items():
-        c = m["confusion"]
-        positives, negatives = c["tp"] + c["fn"], c["fp"] + c["tn"]
-        tpr = m["tpr"] if positives >= min_examples else None
-        fpr = m["fpr"] if negatives >= min_examples else None
-        problems = []
-        if tpr is not None and tpr < min_tpr:
-            problems.append(f"TPR {tpr:.2f} < {min_tpr}")
-        if fpr is not None and fpr > max_fpr:
-            problems.append(f"FPR {fpr:.2f} > {max_fpr}")
-        missing = [f"{count} real {kind}" for kind, count in (("successes", positives), ("failures", negatives))
-                   if count < min_examples]
-        if problems:
-            status, reason = "fail", "; ".join(problems)
-        elif missing:
-            status = UNCHECKED
-            reason = (f"only {' and '.join(missing)} (needs {min_examples}); more real episodes from the same states "
-                      "would check it, e.g. the expert's (--gate_expert_episodes_per_task)")
-        else:
-            status, reason = "pass", ""
-        checks[task] = {"tpr": tpr, "fpr": fpr, "positives": positives, "negatives": negatives, "status": status, "reason": reason}
-    return checks
-
-
-def gate(result: dict, tolerance: float) -> dict[str, str]:
-    """Per task, '' if the task passes the gate (the judge check, and dream and reality agreeing
-    episode by episode within `tolerance`), else why not."""
-    reasons = {}
-    for task, check in result["judge_check"].items():
-        why = [f"judge {check['status']}" + (f" ({check['reason']})" if check["reason"] else "")] if check["status"] != "pass" else []
-        disagreement = result["task_disagreement"][task]
-        if not dream_agrees(disagreement, tolerance):
-            why.append(f"dream and reality differ on {disagreement:.0%} of episodes (> {tolerance:.0%})")
-        reasons[task] = "; ".join(why)
-    return reasons
-
-
-def dream_verdicts(policy: TokenPolicy, env: BatchedEnv, judge: Judge, tasks: Sequence[Task], horizon: int,
-                   batch_size: int = 32) -> Verdict:
-    """The judge's verdicts on greedy rollouts in the dream from the tasks' real first frames."""
-    choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
-    verdicts = []
-    for start in range(0, len(tasks), batch_size):
-        batch = tasks[start:start + batch_size]
-        with torch.no_grad():
-            videos, _ = rollout(env, batch, choose, horizon, policy.image_size)
-        verdicts.append(judge.judge(videos, [t.instruction for t in batch]))
-    return Verdict.concat(verdicts)
-
-
 def balanced_draw(rng: np.random.Generator, task_of: Sequence[str], count: int) -> np.ndarray:
     """`count` indices into `task_of` spread over its tasks as evenly as `count` allows (the remainder
     to tasks chosen at random), each task's own drawn without replacement while they last: a task
@@ -247,64 +151,6 @@ def balanced_draw(rng: np.random.Generator, task_of: Sequence[str], count: int) 
     picks = [rng.choice(np.flatnonzero(task_of == task), share, replace=int((task_of == task).sum()) < share)
              for task, share in zip(tasks, shares)]
     return np.concatenate(picks)
-
-
-def task_names(tasks: Sequence[Task]) -> list[str]:
-    return [t.env_state["task"] for t in tasks]
-
-
-class RealityCheck:
-    """Greedy success of the policy on fixed real initial states, in reality and as the dream + judge see it."""
-
-    def __init__(self, config: RLConfig, reality: MetaWorldEnv, dream_env: BatchedEnv | None, judge: Judge | None):
-        self.config, self.reality, self.dream_env, self.judge = config, reality, dream_env, judge
-        states = [t for name in config.reality.tasks
-                  for t in initial_states(name, "train", config.validation_episodes_per_task, VALIDATION_SEEDS)]
-        self.tasks = states
-        self.real_episodes = 0
-        # The judge's verdicts on the expert episodes, with their real outcomes (the judge does not change).
-        self.expert_judged: tuple[np.ndarray, Verdict, list[str]] | None = None
-
-    def _judged_expert(self) -> tuple[np.ndarray, Verdict, list[str]]:
-        """Real outcomes, verdicts and task names of the expert's episodes from the first validation states."""
-        if self.expert_judged is None:
-            count = self.config.gate_expert_episodes_per_task
-            tasks = [t for i, t in enumerate(self.tasks) if i % self.config.validation_episodes_per_task < count]
-            real, verdict = np.zeros(0, bool), Verdict(np.zeros(0, np.float32), np.zeros(0, bool), np.zeros(0, bool), [])
-            if tasks:
-                videos, _ = rollout(self.reality, tasks, lambda f, i: self.reality.expert_actions()[:, None],
-                                    self.config.reality.max_steps)
-                real, verdict = self.reality.success.copy(), self.judge.judge(videos, [t.instruction for t in tasks])
-                self.real_episodes += len(tasks)
-            self.expert_judged = (real, verdict, task_names(tasks))
-        return self.expert_judged
-
-    def measure(self, policy: TokenPolicy) -> dict:
-        choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
-        with torch.no_grad():
-            videos, _ = rollout(self.reality, self.tasks, choose, self.config.reality.max_steps, policy.image_size)
-            real = self.reality.success.copy()
-            self.real_episodes += len(real)
-            result = {"real_success": float(real.mean()), "real_per_task": success_rates(real, self.tasks)}
-        if self.dream_env is not None:
-            config = self.config
-            expert_real, expert_verdict, expert_tasks = self._judged_expert()
-            judged = Verdict.concat([self.judge.judge(videos, [t.instruction for t in self.tasks]), expert_verdict])
-            result["judge_check"] = judge_check(np.concatenate([real, expert_real]), judged, task_names(self.tasks) + expert_tasks,
-                                                config.gate_min_tpr, config.gate_max_fpr, config.gate_min_examples)
-            # The dream starts from the real rollout's frame at the restart step (its first frame at 0).
-            tasks = restarted(self.tasks, videos, self.config.dream_restart_step)
-            dreamed = dream_verdicts(policy, self.dream_env, self.judge, tasks, self.config.grpo.horizon)
-            min_known = self.config.grpo.min_known_verdicts
-            # known_rates first: it raises JudgeUnavailableError when too few verdicts are known.
-            result["dream_per_task"] = known_rates(dreamed.success, dreamed, task_names(self.tasks), min_known)
-            result.update(dream_success=float(dreamed.success[dreamed.known].mean()), unknown_verdicts=int((~dreamed.known).sum()))
-            result["gap"] = result["dream_success"] - result["real_success"]
-            result["task_gaps"] = task_gaps(result["real_per_task"], result["dream_per_task"])
-            result["task_disagreement"] = task_disagreement(real, dreamed, self.tasks, min_known)
-            result["agrees"] = agrees(result["task_disagreement"], self.config.agreement_tolerance)
-            result["gate"] = gate(result, self.config.agreement_tolerance)
-        return result
 
 
 def annotated_gif(path: Path, videos: np.ndarray, success: np.ndarray, judge_name: str) -> None:
@@ -362,9 +208,8 @@ class RLRun:
 
     def _restart_points(self, policy: TokenPolicy) -> list[Task]:
         """The RL tasks restarted `dream_restart_step` steps into a policy's greedy real rollouts."""
-        choose = lambda frames, instructions: policy.act(frames, instructions, 0.0).actions  # noqa: E731
         with torch.no_grad():
-            videos, _ = rollout(self.reality, self.task_states, choose, self.config.dream_restart_step, policy.image_size)
+            videos, _ = rollout(self.reality, self.task_states, greedy(policy), self.config.dream_restart_step, policy.image_size)
         self.real_episodes += len(self.task_states)
         return restarted(self.task_states, videos, self.config.dream_restart_step)
 
@@ -511,8 +356,7 @@ class RLRun:
         run any more (e.g. a task with no real failures left) does not halt: nothing refutes the judge."""
         if "gate" not in result:
             return
-        hacked = [task for task in self.rl_tasks if result["judge_check"][task]["status"] == "fail"
-                  or not dream_agrees(result["task_disagreement"][task], self.config.agreement_tolerance)]
+        hacked = halting_tasks(result, self.rl_tasks, self.config.agreement_tolerance)
         if not (hacked and self.config.halt_on_divergence):
             save_policy(self.policy, self.out / "validated_policy", {"rl": {"env": self.config.env, "updates": self.update_index}})
             self.validated_update = self.update_index

@@ -29,6 +29,21 @@ from gymnast_policy.checkpoint import load_policy
 ChunkFn = Callable[[np.ndarray, Sequence[str]], np.ndarray]
 
 
+def sampled(policy, temperature: float) -> ChunkFn:
+    """The policy's chunks sampled at `temperature`, as a rollout's chunk function."""
+    return lambda frames, instructions: policy.act(frames, instructions, temperature).actions
+
+
+def greedy(policy) -> ChunkFn:
+    """The policy's most likely chunks (temperature 0), as a rollout's chunk function."""
+    return sampled(policy, 0.0)
+
+
+def scripted_expert(env) -> ChunkFn:
+    """The env's scripted expert, one action at a time (it reacts to the current state)."""
+    return lambda frames, instructions: env.expert_actions()[:, None]
+
+
 def rollout(env, tasks: Sequence[Task], choose_chunk: ChunkFn, steps: int,
             image_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Roll out one episode per task; returns frames [B, steps + 1, H, W, 3] and actions [B, steps - s, A].
@@ -88,7 +103,7 @@ def record_rollouts(policy_path: str, reality: RealityConfig, out: str | Path, s
                 if all(k in dataset for k in keys):
                     continue
                 tasks = initial_states(task_name, split, episodes_per_task, start)
-                videos, actions = rollout(env, tasks, lambda f, i: policy.act(f, i, temperature).actions,
+                videos, actions = rollout(env, tasks, sampled(policy, temperature),
                                           reality.max_steps, policy.image_size)
                 for i, key in enumerate(keys):
                     dataset.append(Episode(frames=videos[i], actions=actions[i], instruction=tasks[i].instruction,
@@ -134,7 +149,7 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
     torch.manual_seed(config.seed)
     env = MetaWorldEnv(config.reality)
     if config.policy == "expert":
-        choose: ChunkFn = lambda frames, instructions: env.expert_actions()[:, None]  # noqa: E731
+        choose: ChunkFn = scripted_expert(env)
         image_size = None
     elif config.policy == "random":
         rng, spec = np.random.default_rng(config.seed), env.action_spec
@@ -144,7 +159,7 @@ def evaluate_policy(config: EvalPolicyConfig) -> dict:
         policy = load_policy(config.policy)
         if policy.action_spec.names != env.action_spec.names:
             raise ValueError(f"policy actions {policy.action_spec.names} do not match the environment's {env.action_spec.names}")
-        choose = lambda frames, instructions: policy.act(frames, instructions, config.temperature).actions  # noqa: E731
+        choose = sampled(policy, config.temperature)
         image_size = policy.image_size
     results, videos = {}, []
     try:
