@@ -19,7 +19,9 @@ from gymnast_core.action_spec import BRIDGE_ACTION_SPEC
 from gymnast_core.ros_msgs import MessageError, msg_to_chunk
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_interfaces.msg import ActionChunk
-from gymnast_robot.widowx import FINGER_NAMES, JOINT_NAMES, ArmTarget, DynamixelError, make_backend
+from gymnast_robot.arm_target import ArmTarget
+from gymnast_robot.backends import DynamixelError, make_backend
+from gymnast_robot.kinematics import FINGER_NAMES, JOINT_NAMES
 
 
 @dataclass
