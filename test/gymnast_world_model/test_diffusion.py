@@ -17,13 +17,6 @@ def test_the_training_target_converts_back_to_the_clean_sample_and_the_noise(pre
     torch.testing.assert_close(noise_back, noise, atol=1e-5, rtol=1e-5)
 
 
-def test_flow_matching_interpolates_linearly_and_targets_the_velocity():
-    x0, noise, t = torch.full((1, 2), 2.0), torch.full((1, 2), -1.0), torch.tensor([0.25])
-    x_t, velocity = add_noise(x0, t, noise, "flow")
-    torch.testing.assert_close(x_t, torch.full((1, 2), 0.75 * 2.0 + 0.25 * -1.0))
-    torch.testing.assert_close(velocity, torch.full((1, 2), -3.0))
-
-
 @pytest.mark.parametrize("prediction", PREDICTIONS)
 @pytest.mark.parametrize("steps", [1, 4])
 def test_sampling_with_a_perfect_model_lands_on_the_data(prediction, steps):
@@ -32,7 +25,7 @@ def test_sampling_with_a_perfect_model_lands_on_the_data(prediction, steps):
 
     def perfect(x, t):
         # The noise that x holds at level t, then the target for that (x0, noise) pair.
-        alpha, sigma = (a[:, None] for a in alpha_sigma(t, prediction))
+        alpha, sigma = (a[:, None] for a in alpha_sigma(t))
         return add_noise(x0, t, (x - alpha * x0) / sigma, prediction)[1]
 
     sample = ddim_sample(perfect, torch.randn(1, 3), steps, prediction)

@@ -11,7 +11,7 @@ from gymnast_core.task import Task
 from gymnast_world_model.codec import PixelUnshuffleCodec, SD3VAECodec
 from gymnast_world_model.dream_env import DreamConfig, DreamEnv
 from gymnast_world_model.data import Clips, ClipSampler, split_entries
-from gymnast_world_model.dynamics import SpatioTemporalDiT
+from gymnast_world_model.dit import SpatioTemporalDiT
 from gymnast_world_model.evaluate import EvalWorldModelConfig, evaluate_world_model, psnr, ssim
 from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
 from gymnast_world_model.world_model import (
@@ -220,27 +220,13 @@ def test_self_forced_clips_also_start_where_a_rollout_does(toy_dataset, monkeypa
     assert dreamed_rows == [2]
 
 
-def test_chained_self_forcing_dreams_each_frame_from_the_ones_before(toy_dataset, monkeypatch):
-    forced = WorldModel(TinyConfig(self_forcing=1.0, self_forcing_frames=2), toy_dataset.action_spec)
-    n = forced.config.context
-    assert forced.clip_length == n + 3 and forced.clip_padding == n + 1
-    calls = []
-
-    def sample_next(context, actions, *args, **kwargs):
-        calls.append((context.clone(), actions.clone()))
-        return torch.full_like(context[:, -1], float(len(calls)))  # the dream's k-th frame is all k
-
-    monkeypatch.setattr(forced.dynamics, "sample_next", sample_next)
-    latents = torch.zeros(3, forced.clip_length, forced.codec.latent_channels, forced.codec.latent_size, forced.codec.latent_size)
-    actions = torch.arange(forced.clip_length - 1, dtype=torch.float32)[None, :, None].expand(3, -1, toy_dataset.action_spec.dim)
-    # Padding n + 1: the last context frame is the episode's first, real: that clip is not forced.
-    forced.dynamics.loss(latents, actions, torch.zeros(3, dtype=torch.bool), padding=torch.tensor([0, n - 1, n + 1]))
-    (first_context, first_action), (second_context, second_action) = calls
-    assert len(first_context) == 2 and (first_context == 0).all() and (first_action == n - 1).all()
-    # The second dreamed frame is sampled after the first one, with the next action.
-    assert (second_context[:, -1] == 1).all() and (second_context[:, :-1] == 0).all() and (second_action == n).all()
-    with pytest.raises(ValueError, match="self_forcing_frames"):
-        WorldModel(TinyConfig(self_forcing=0.5, self_forcing_frames=0), toy_dataset.action_spec)
+def test_checkpoints_with_a_removed_option_load_only_at_its_one_remaining_value():
+    saved = encode_config(TinyConfig())
+    assert decode_config({**saved, "self_forcing_frames": 1}) == TinyConfig()
+    with pytest.raises(ValueError, match="self_forcing_frames=2, an option since removed"):
+        decode_config({**saved, "self_forcing_frames": 2})
+    with pytest.raises(ValueError, match="predicts 'flow'"):
+        decode_config({**saved, "prediction": "flow"})
 
 
 def test_interrupted_training_resumes_to_the_same_weights(toy_dataset, tmp_path, monkeypatch):

@@ -40,8 +40,8 @@ class TrainWorldModelConfig:
     # Run folder: checkpoint.pt, metrics.jsonl, samples/.
     out: str = WORLD_MODEL_DIR
     model: WorldModelConfig = field(default_factory=CpuDefaultConfig)
-    # bf16 on 2 CPU cores: 7177 steps in 29.5 minutes on the shipped model's day, 8800 in 26 on a
-    # faster one (docs/world_model); the one-cycle schedule spans all of them.
+    # What 2 CPU cores finish within max_minutes in bf16, so the one-cycle schedule completes
+    # (docs/world_model/report.md).
     steps: int = 7300
     batch_size: int = 32
     lr: float = 1e-3
@@ -55,7 +55,7 @@ class TrainWorldModelConfig:
     holdout_fraction: float = 0.1
     val_every: int = 500
     checkpoint_every: int = 200
-    # bf16 autocast, on the CPU too: 1.3x more steps per second there (benchmarks/world_model_training.py).
+    # bf16 autocast, on the CPU too: more steps in the same budget (benchmarks/world_model_training.py).
     bf16: bool = True
     seed: int = 0
     threads: int = 2

@@ -16,7 +16,9 @@ from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_world_model.diffusion import PREDICTIONS
 from gymnast_world_model.codec import FrameCodec, PixelUnshuffleCodec, SD3VAECodec
 from gymnast_world_model.data import Clips
-from gymnast_world_model.dynamics import Anchor, ConvUNetDynamics, Dynamics, SpatioTemporalDiT
+from gymnast_world_model.conv_unet import ConvUNetDynamics
+from gymnast_world_model.dit import SpatioTemporalDiT
+from gymnast_world_model.dynamics import Anchor, Dynamics
 
 
 @dataclass
@@ -51,10 +53,7 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     # the errors a rollout feeds back to it.
     self_forcing: float = 0.0
     self_forcing_steps: int = 4
-    # conv-unet: with self-forcing, how many of the last context frames are dreamed, in a chain
-    # (a long rollout's whole context is dreamed).
-    self_forcing_frames: int = 1
-    # Network target: 'x0', 'v' or 'flow' (rectified-flow velocity); see diffusion.py.
+    # Network target: 'x0' or 'v'; see diffusion.py.
     prediction: str = "x0"
     # conv-unet: also condition on the dream's first (real) frame and the sum of the actions
     # since it, so long rollouts can re-read the scene and the arm's offset from a clean frame.
@@ -69,10 +68,8 @@ class WorldModelConfig(draccus.ChoiceRegistry):
 class CpuDefaultConfig(WorldModelConfig):
     """~2.5M-param conv U-Net over the last 3 frames at 64 px (pixel-unshuffle 4 -> 16x16x48).
 
-    Measured per batch of 32 on 2 cores: 0.23 s, vs 0.35 s for unshuffle 2 with (32, 64, 128) (fp32).
-    Self-forcing on half of each batch costs ~1.5x per step and still gave the best k = 20
-    fidelity within 30 minutes on 2 cores; the two actions before the last added 0.46 dB over
-    copy-last and 0.78 over shuffled actions at k = 20 on held-out episodes (docs/world_model/report.md).
+    The settings that gave the best 20-step fidelity within 30 minutes on 2 cores: self-forcing
+    on half of each batch, and the two actions before the last (docs/world_model/report.md).
     """
 
     downsample: int = 4
@@ -126,7 +123,19 @@ def encode_config(config: WorldModelConfig) -> dict[str, Any]:
     return {"type": WorldModelConfig.get_choice_name(type(config)), **draccus.encode(config)}
 
 
+# Options removed since (they measured worse; docs/history.md) and the one value each still means.
+REMOVED_OPTIONS = {"self_forcing_frames": 1}
+
+
 def decode_config(data: dict[str, Any]) -> WorldModelConfig:
+    data = dict(data)
+    for option, kept in REMOVED_OPTIONS.items():
+        value = data.pop(option, kept)
+        if value != kept:
+            raise ValueError(f"this world model was trained with {option}={value!r}, an option since removed "
+                             f"(only {kept!r} is supported); retrain it with `gymnast train-world-model`")
+    if data.get("prediction") not in PREDICTIONS:
+        raise ValueError(f"this world model predicts {data.get('prediction')!r}; supported: {', '.join(PREDICTIONS)}")
     # Checkpoints saved before `action_history` existed conditioned on the last action only
     # (cpu-default's default is now 2).
     return draccus.decode(WorldModelConfig, {"action_history": 0, **data})
@@ -158,7 +167,7 @@ class WorldModel(nn.Module):
                 context_noise=config.context_noise, action_dropout=config.action_dropout,
                 residual_scale=config.residual_scale, prediction=config.prediction,
                 self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps,
-                self_forcing_frames=config.self_forcing_frames, anchor=config.anchor,
+                anchor=config.anchor,
                 action_history=config.action_history)
         elif config.trunk == "dit":
             if config.anchor or config.action_history:
@@ -174,7 +183,7 @@ class WorldModel(nn.Module):
     def clip_length(self) -> int:
         if self.config.trunk == "conv-unet":
             # Self-forcing needs its dreamed frames more: the model first predicts them.
-            return self.config.context + 1 + (self.config.self_forcing_frames if self.config.self_forcing > 0 else 0)
+            return self.config.context + 1 + (self.config.self_forcing > 0)
         return self.config.clip_length
 
     @property
