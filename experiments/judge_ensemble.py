@@ -4,7 +4,7 @@ for every combination of them, and print accuracy / false-positive rate per test
 It gave docs/judge/report.md's ensemble line. Choosing members by these numbers grades the
 ensemble on its own test sets, so it screens ideas; it does not select a judge to ship.
 
-Usage: .venv/bin/python scripts/judge_ensemble.py --videos outputs/exp/judge-eval-videos-v2
+Usage: .venv/bin/python experiments/judge_ensemble.py --videos outputs/exp/judge-eval-videos-v2
        outputs/exp/judge-v2-base outputs/exp/judge-v2-fw15pw15 ...
 """
 

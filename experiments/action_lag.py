@@ -6,7 +6,7 @@ or 4 actions. If the arm followed each action at once, the last action would exp
 follows with a lag, which is why the world model conditions on the actions before the last
 (`--model.action_history`, docs/world_model).
 
-Usage: .venv/bin/python scripts/action_lag.py [--episodes 24] [--steps 40]
+Usage: .venv/bin/python experiments/action_lag.py [--episodes 24] [--steps 40]
 """
 
 from __future__ import annotations

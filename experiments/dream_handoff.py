@@ -5,7 +5,7 @@ This located the self-forced model's k = 1 loss at a rollout's first step (docs/
 "The self-forced model's first step"). Both models must share the codec and the conv trunk's
 context (the rollout state is handed from one to the other).
 
-Usage: .venv/bin/python scripts/dream_handoff.py --first OLD.pt --rest NEW.pt [--dataset outputs/default/data]
+Usage: .venv/bin/python experiments/dream_handoff.py --first OLD.pt --rest NEW.pt [--dataset outputs/default/data]
        [--handoff 0 1 3 5] [--cfg_scale 2.0] [--horizon 20]
 """
 

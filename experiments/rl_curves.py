@@ -1,6 +1,6 @@
 """Learning curves of `gymnast rl` runs: real success against real episodes consumed and against updates.
 
-    .venv/bin/python scripts/rl_curves.py --runs outputs/exp/rl_base outputs/exp/rl_adapt --out docs/bench/engine_curves
+    .venv/bin/python experiments/rl_curves.py --runs outputs/exp/rl_base outputs/exp/rl_adapt --out docs/bench/engine_curves
 
 A Real-RL run's training rollouts are real episodes, so its curve is each update's training success
 (sampled at the rollout temperature). A run in the dream or the simulator sees reality only at its
