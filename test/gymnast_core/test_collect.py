@@ -31,7 +31,7 @@ def test_collect_labels_from_env_and_resumes(tmp_path, monkeypatch):
 
     # An extension killed during its statistics pass leaves no statistics, not the old ones...
     index_before = [e.key for e in dataset.entries]
-    config.expert = 3
+    config = replace(config, expert=3)
     with monkeypatch.context() as patch:
         patch.setattr(EpisodeDataset, "compute_stats", _killed)
         with pytest.raises(RuntimeError, match="killed"):

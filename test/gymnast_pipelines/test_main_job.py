@@ -14,7 +14,7 @@ def test_main_job_runs_end_to_end_on_tiny_settings(shipped, tmp_path, capsys):
     main(["run", "--out", str(out), "--shipped", str(shipped),
           "--collect.expert", "1", "--collect.noisy", "1", "--collect.random", "1",
           "--world_model_eval.horizon", "3", "--world_model_eval.split", "all",
-          "--bench.episodes_per_task", "1", "--bench.dream_episodes_per_task", "1", "--updates", "1", "--bench.rl.task_states_per_task", "1",
+          "--bench.episodes_per_task", "1", "--bench.dream_episodes_per_task", "1", "--bench.rl.updates", "1", "--bench.rl.task_states_per_task", "1",
           "--bench.rl.validation_episodes_per_task", "1", "--bench.rl.gate_tasks", "false", "--bench.rl.grpo.tasks_per_update", "2",
           "--bench.rl.grpo.group_size", "2", "--bench.rl.grpo.horizon", "5", "--bench.rl.dream_restart_step", "2"])
     printed = capsys.readouterr().out

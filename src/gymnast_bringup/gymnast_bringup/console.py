@@ -15,7 +15,7 @@ from gymnast_bringup.probe import ProbeRunner
 from gymnast_interfaces.action import RunPolicy, TrainInScene
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPolicyConfig:
     instruction: str = ""
     # Stop after this many actions / seconds (0 = until Ctrl-C).
@@ -24,7 +24,7 @@ class RunPolicyConfig:
     timeout: float = 30.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainInSceneConfig:
     instruction: str = ""
     # 0 = the trainer node's defaults.

@@ -31,7 +31,7 @@ SOURCES = tuple(COLLECT_SEED_BLOCKS)
 STOP_FRACTION = (0.25, 0.75)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CollectConfig:
     """Collect expert demos and play data in the Meta-World reality into a dataset."""
 

@@ -48,7 +48,7 @@ ARM_LABELS = {"sft": "SFT", "iter-sft": "Iter-SFT", "sim-rl": "Sim-RL", "world-g
               "expert": "scripted expert", "random": "random"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
     """Train (or reuse) every arm on the same data and evaluate all of them in the reality."""
 

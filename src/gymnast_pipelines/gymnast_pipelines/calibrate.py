@@ -41,7 +41,7 @@ REAL, DREAMED = "real", "dreamed replays"
 POOLED = "all tasks"
 
 
-@dataclass
+@dataclass(frozen=True)
 class JudgeEvalConfig:
     """Calibrate a judge against ground truth, per task and per source, on fresh real and dreamed videos."""
 

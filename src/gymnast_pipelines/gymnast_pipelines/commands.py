@@ -16,9 +16,10 @@ from gymnast_world_model.train import TrainWorldModelConfig, train_world_model
 from gymnast_policy.sft import SFTConfig, train_sft
 from gymnast_pipelines.train_judge import TrainJudgeConfig, train_judge
 from gymnast_pipelines.bench import BenchConfig, check_cache, run_bench
+from gymnast_pipelines.rl import RLConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetInfoConfig:
     """Print a dataset's episode count, frames, per-source success rates and action statistics."""
 
@@ -30,7 +31,7 @@ def dataset_info(config: DatasetInfoConfig) -> None:
     print(format_summary(EpisodeDataset.open(config.path).summary()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvertConfig:
     """Convert recorded MCAP episodes (the recorder node's) into a training dataset; reruns add only new files."""
 
@@ -51,7 +52,7 @@ def convert(config: ConvertConfig) -> None:
     print(format_summary(dataset.summary()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class ImportLeRobotConfig:
     """Convert a local LeRobot v3 dataset (parquet + mp4, e.g. a Bridge V2 mirror) into a gymnast dataset."""
 
@@ -74,7 +75,7 @@ def import_lerobot(config: ImportLeRobotConfig) -> None:
     print(format_summary(dataset.summary()))
 
 
-@dataclass
+@dataclass(frozen=True)
 class MakeTasksConfig:
     """Render held-out initial states of the reality as task folders (initial_frame.png + task.json)."""
 
@@ -101,7 +102,25 @@ def make_tasks(config: MakeTasksConfig) -> None:
         env.close()
 
 
-@dataclass
+@dataclass(frozen=True)
+class MainJobRLConfig(RLConfig):
+    """RL in the main job: fewer GRPO updates than the bench's, to fit its 30 minutes."""
+
+    updates: int = 16
+
+
+@dataclass(frozen=True)
+class MainJobBenchConfig(BenchConfig):
+    """The main job's bench: SFT against World-Gymnast on one seed, to fit its 30 minutes;
+    `gymnast bench dream-to-real` runs every arm on several. Subclasses, not instances, because
+    draccus builds a nested config from its field's type (see CpuGRPOConfig)."""
+
+    arms: tuple[str, ...] = ("sft", "world-gymnast")
+    seeds: tuple[int, ...] = (0,)
+    rl: MainJobRLConfig = field(default_factory=MainJobRLConfig)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The main job on the embedded default: the World-Gymnast pipeline end to end.
 
@@ -121,13 +140,7 @@ class RunConfig:
     world_model_eval: EvalWorldModelConfig = field(default_factory=EvalWorldModelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     judge: TrainJudgeConfig = field(default_factory=TrainJudgeConfig)
-    # The main job compares SFT with World-Gymnast on one seed and fewer GRPO updates, to fit its
-    # 30 minutes; `gymnast bench dream-to-real` runs every arm on several. These replace
-    # bench.arms, bench.seeds and bench.rl.updates.
-    arms: tuple[str, ...] = ("sft", "world-gymnast")
-    seeds: tuple[int, ...] = (0,)
-    updates: int = 16
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    bench: MainJobBenchConfig = field(default_factory=MainJobBenchConfig)
 
 
 def run(config: RunConfig) -> None:
@@ -139,36 +152,32 @@ def run(config: RunConfig) -> None:
     judge = shipped / "judge" if reuse else Path(f"{config.out}/judge")
     dream = replace(config.bench.dream, checkpoint=str(world_model))
     # Its own folder, not `gymnast bench dream-to-real`'s: the two run the arms under different settings.
-    bench = replace(config.bench, arms=config.arms, seeds=config.seeds, rl=replace(config.bench.rl, updates=config.updates),
-                    out=f"{config.out}/main_job", report=f"{config.out}/report",
+    bench = replace(config.bench, out=f"{config.out}/main_job", report=f"{config.out}/report",
                     dataset=f"{config.out}/data", sft_policy=str(policy), judge_dir=str(judge), dream=dream,
                     judge=replace(config.bench.judge, backend="learned", path=str(judge)),
                     command="gymnast run" + (" --from_scratch true" if config.from_scratch else ""))
     check_cache(bench)
 
     print("== 1/6 collect the 'real' dataset")
-    config.collect.out = bench.dataset
-    dataset = collect(config.collect)
+    dataset = collect(replace(config.collect, out=bench.dataset))
     print(format_summary(dataset.summary()))
 
     print("\n== 2/6 world model" + (f" (shipped: {shipped / 'world_model.pt'})" if reuse else ""))
     if not reuse:
-        config.world_model.dataset, config.world_model.out = config.collect.out, str(world_model.parent)
-        train_world_model(config.world_model)
-    config.world_model_eval.checkpoint, config.world_model_eval.out = str(world_model), f"{config.out}/report/world_model"
-    config.world_model_eval.dataset = config.collect.out
-    result = evaluate_world_model(config.world_model_eval)
+        train_world_model(replace(config.world_model, dataset=bench.dataset, out=str(world_model.parent)))
+    world_model_eval = replace(config.world_model_eval, checkpoint=str(world_model), out=f"{config.out}/report/world_model",
+                               dataset=bench.dataset)
+    result = evaluate_world_model(world_model_eval)
     print(format_result(result))
-    write_report(result, Path(config.world_model_eval.out), "gymnast run")
+    write_report(result, Path(world_model_eval.out), "gymnast run")
 
     print("\n== 3/6 SFT policy" + (f" (shipped: {shipped / 'policy_sft'})" if reuse else ""))
     if not reuse:
-        config.sft.dataset, config.sft.out = config.collect.out, str(policy)
-        train_sft(config.sft)
+        train_sft(replace(config.sft, dataset=bench.dataset, out=str(policy)))
 
     print("\n== 4/6 learned judge" + (f" (shipped: {shipped / 'judge'})" if reuse else ""))
     if not reuse:
-        train_judge(replace(config.judge, dataset=config.collect.out, dream=dream, policy=str(policy), out=str(judge)))
+        train_judge(replace(config.judge, dataset=bench.dataset, dream=dream, policy=str(policy), out=str(judge)))
 
     print("\n== 5/6 GRPO in the dream, then 6/6 evaluation in the reality")
     table = run_bench(bench)

@@ -48,7 +48,7 @@ ENVS = ("dream", "sim", "reality")
 RESUMABLE_CHANGES = ("updates", "validate_every", "gifs")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RLConfig:
     """GRPO in the dream (World-Gymnast), the shifted simulator (Sim-RL) or the reality (Real-RL)."""
 

@@ -103,7 +103,7 @@ def jump_cut_videos(successes: LabelledVideos, goal_frames: int, kind: str | Non
                           np.zeros(len(successes.labels), bool), list(successes.kinds) if kind is None else [kind] * len(successes.labels))
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainJudgeConfig:
     """Train the learned judge on real, dreamed and policy videos labelled with real outcomes."""
 

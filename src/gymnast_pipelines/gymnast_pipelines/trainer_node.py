@@ -29,7 +29,7 @@ from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_world_model.dream_env import DreamConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainerNodeConfig:
     # The policy to start from until the policy node announces another on /gymnast/policy/checkpoint.
     policy: str = SHIPPED_POLICY

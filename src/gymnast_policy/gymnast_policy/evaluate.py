@@ -119,7 +119,7 @@ def standard_error(p: float, n: int) -> float:
     return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalPolicyConfig:
     """Evaluate a policy checkpoint (or a reference policy) in the Meta-World reality."""
 

@@ -30,7 +30,7 @@ from gymnast_policy.base import TokenPolicy, gather_tokens
 from gymnast_policy.evaluate import rollout
 
 
-@dataclass
+@dataclass(frozen=True)
 class GRPOConfig:
     """The paper's defaults (7B OpenVLA-OFT on 4 H200s); `CpuGRPOConfig` is the compact VLA's."""
 
@@ -90,7 +90,7 @@ class GRPOConfig:
             yield "min_known_verdicts", "must lie in (0, 1]"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CpuGRPOConfig(GRPOConfig):
     """The compact VLA on 2 CPU cores: the recipe that lifts SFT on the true reward
     (docs/bench/grpo_engine.md).

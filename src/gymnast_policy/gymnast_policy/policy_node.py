@@ -35,7 +35,7 @@ from gymnast_policy.chunking import ChunkScheduler
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PolicyNodeConfig:
     checkpoint: str = SHIPPED_POLICY
     device: str = "cpu"

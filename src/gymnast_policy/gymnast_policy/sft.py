@@ -33,7 +33,7 @@ from gymnast_policy.checkpoint import build_policy, load_policy, save_policy
 from gymnast_policy.compact_vla import CompactVLAConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class SFTConfig:
     """Supervised fine-tuning of the compact VLA on demonstrations."""
 

@@ -27,7 +27,7 @@ from gymnast_core.protocols import Verdict
 from gymnast_reward.rubric import BINARY_SCORES, build_prompt, check_batch, subsample_frames, verdict_from_scores, vote_on_answers
 
 
-@dataclass
+@dataclass(frozen=True)
 class ApiJudgeConfig:
     # Empty = from the environment (GYMNAST_JUDGE_MODEL, OPENAI_BASE_URL, OPENAI_API_KEY).
     model: str = ""

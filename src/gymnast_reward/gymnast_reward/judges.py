@@ -39,7 +39,7 @@ class OracleJudge:
                        rationales=["oracle: ground truth from the evaluation environment"] * len(success))
 
 
-@dataclass
+@dataclass(frozen=True)
 class JudgeConfig:
     # 'learned' (CPU default), 'vlm', 'api' or 'oracle' (benchmarks and calibration only).
     backend: str = "learned"

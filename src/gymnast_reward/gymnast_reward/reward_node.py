@@ -14,7 +14,7 @@ from gymnast_interfaces.srv import Judge as JudgeSrv
 from gymnast_reward.judges import JudgeConfig, make_judge
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewardNodeConfig:
     judge: JudgeConfig = field(default_factory=lambda: replace(JudgeConfig(), path=SHIPPED_JUDGE))
 

@@ -19,7 +19,7 @@ from gymnast_reward.rubric import (BINARY_SCORES, PARTIAL_SCORES, build_prompt, 
                                    subsample_frames, verdict_from_scores, vote_on_answers)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VLMJudgeConfig:
     path: str = "checkpoints/judge-vlm"
     frame_stride: int = 3

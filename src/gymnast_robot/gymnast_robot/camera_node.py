@@ -17,7 +17,7 @@ from gymnast_core.ros_msgs import array_to_image
 from gymnast_core.ros_node import declare_config, spin_node
 
 
-@dataclass
+@dataclass(frozen=True)
 class CameraNodeConfig:
     device: str = "/dev/video0"
     # Bridge's camera runs 640x480 at 30 fps; policies resize to their own input.

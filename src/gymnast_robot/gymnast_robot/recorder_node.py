@@ -22,7 +22,7 @@ from gymnast_interfaces.msg import ActionChunk
 from gymnast_robot.mcap_episodes import McapEpisodeWriter
 
 
-@dataclass
+@dataclass(frozen=True)
 class RecorderNodeConfig:
     out: str = TELEOP_RECORDINGS
     # What the episodes show; can be changed between episodes with `ros2 param set`.

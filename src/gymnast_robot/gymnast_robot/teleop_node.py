@@ -15,7 +15,7 @@ from gymnast_interfaces.msg import ActionChunk
 from gymnast_robot.teleop import HELP, make_device
 
 
-@dataclass
+@dataclass(frozen=True)
 class TeleopNodeConfig:
     device: str = "auto"
     # Translation (m) and rotation (rad) per control period while a key is held.

@@ -24,7 +24,7 @@ from gymnast_robot.backends import DynamixelError, make_backend
 from gymnast_robot.kinematics import FINGER_NAMES, JOINT_NAMES
 
 
-@dataclass
+@dataclass(frozen=True)
 class DriverNodeConfig:
     # interbotix (interbotix_xs_modules), dynamixel (dynamixel-sdk over a U2D2) or mock (kinematic).
     backend: str = "dynamixel"

@@ -80,7 +80,7 @@ def dream_replay(env: DreamEnv, first_frames: np.ndarray, actions: np.ndarray, i
     return np.concatenate(videos)
 
 
-@dataclass
+@dataclass(frozen=True)
 class DreamConfig:
     """How to dream: one config shared by judge training, GRPO and the dream node."""
 

@@ -25,7 +25,7 @@ from gymnast_interfaces.srv import ResetFromImage
 from gymnast_world_model.dream_env import DreamConfig
 
 
-@dataclass
+@dataclass(frozen=True)
 class DreamNodeConfig:
     dream: DreamConfig = field(default_factory=lambda: DreamConfig(checkpoint=SHIPPED_WORLD_MODEL))
     # A task folder to start from (gymnast make-tasks); empty = wait for /dream/reset.

@@ -51,7 +51,7 @@ def ssim(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
     return s.mean(dim=(1, 2, 3)).numpy()
 
 
-@dataclass
+@dataclass(frozen=True)
 class EvalWorldModelConfig:
     """Score open-loop predictions of a trained world model on held-out episodes."""
 

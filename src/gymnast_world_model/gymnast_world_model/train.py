@@ -32,7 +32,7 @@ from gymnast_world_model.world_model import (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainWorldModelConfig:
     """Train the action-conditioned video world model on a dataset's episodes."""
 

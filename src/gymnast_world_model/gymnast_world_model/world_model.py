@@ -21,7 +21,7 @@ from gymnast_world_model.dit import SpatioTemporalDiT
 from gymnast_world_model.dynamics import Anchor, Dynamics
 
 
-@dataclass
+@dataclass(frozen=True)
 class WorldModelConfig(draccus.ChoiceRegistry):
     """Select with `--model.type NAME`; any field can then be overridden."""
 
@@ -64,7 +64,7 @@ class WorldModelConfig(draccus.ChoiceRegistry):
 
 
 @WorldModelConfig.register_subclass("cpu-default")
-@dataclass
+@dataclass(frozen=True)
 class CpuDefaultConfig(WorldModelConfig):
     """~2.5M-param conv U-Net over the last 3 frames at 64 px (pixel-unshuffle 4 -> 16x16x48).
 
@@ -79,7 +79,7 @@ class CpuDefaultConfig(WorldModelConfig):
 
 
 @WorldModelConfig.register_subclass("cpu-dit")
-@dataclass
+@dataclass(frozen=True)
 class CpuDiTConfig(WorldModelConfig):
     """A small spatio-temporal DiT at 64 px, for the equal-wall-clock comparison."""
 
@@ -93,7 +93,7 @@ class CpuDiTConfig(WorldModelConfig):
 
 
 @WorldModelConfig.register_subclass("worldgym-600m")
-@dataclass
+@dataclass(frozen=True)
 class WorldGym600MConfig(WorldModelConfig):
     """The paper's scale: 256 px, frozen SD3 VAE (32x32x16), patch 2, 16 layers, width 1024, 16 heads."""
 
@@ -110,7 +110,7 @@ class WorldGym600MConfig(WorldModelConfig):
 
 
 @WorldModelConfig.register_subclass("tiny")
-@dataclass
+@dataclass(frozen=True)
 class TinyConfig(WorldModelConfig):
     """For tests: 32 px, a few thousand parameters."""
 
