@@ -14,6 +14,7 @@ from gymnast_bringup.console import RunPolicyConfig, run_policy
 from gymnast_bringup.graph import start_graph, stop_graph
 from gymnast_bringup.probe import ProbeRunner
 from gymnast_core.dataset import EpisodeDataset
+from gymnast_core.names import ACTION_CHUNK_TOPIC, ACTION_TOPIC, IMAGE_TOPIC, POLICY_STATUS_TOPIC
 from gymnast_core.ros_msgs import array_to_image, chunk_to_msg
 from gymnast_core.task import Task
 from gymnast_interfaces.action import RunPolicy, TrainInScene
@@ -69,7 +70,7 @@ def run_goal(probe, first_actions: int = 2):
     handle = probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction=INSTRUCTION))
     assert handle.accepted
     start = time.monotonic()
-    probe.wait_until(lambda: len(probe.since("/wx250s/commands/ee_delta", start)) >= first_actions, 30, "the first actions")
+    probe.wait_until(lambda: len(probe.since(ACTION_TOPIC, start)) >= first_actions, 30, "the first actions")
     return handle, start
 
 
@@ -81,9 +82,9 @@ def test_run_policy_streams_images_and_actions_at_the_control_rate(dream_graph):
     # 8 s (40 control periods): a pause of the shared CI machine costs a 4 s window its bound.
     time.sleep(8.0)
     end = time.monotonic()
-    assert 0.75 / PERIOD <= probe.rate("/wx250s/commands/ee_delta", window, end) <= 1.25 / PERIOD
-    assert probe.rate("/blue/image_raw", window, end) >= 1 / PERIOD  # every dreamed step plus the camera-rate republish
-    chunks = probe.since("/gymnast/action_chunk", start)
+    assert 0.75 / PERIOD <= probe.rate(ACTION_TOPIC, window, end) <= 1.25 / PERIOD
+    assert probe.rate(IMAGE_TOPIC, window, end) >= 1 / PERIOD  # every dreamed step plus the camera-rate republish
+    chunks = probe.since(ACTION_CHUNK_TOPIC, start)
     assert chunks and all(c.horizon >= 1 and c.action_dim == 4 and len(c.actions) == c.horizon * 4 for _, c in chunks)
 
     # Cancel: no action published after the cancel is acknowledged, beyond the tick already under way.
@@ -92,7 +93,7 @@ def test_run_policy_streams_images_and_actions_at_the_control_rate(dream_graph):
     result = probe.result(handle.get_result_async(), 10, "RunPolicy result").result
     assert result.reason == RunPolicy.Result.CANCELED and result.steps > 0
     time.sleep(1.0)
-    late = probe.stamped_after("/wx250s/commands/ee_delta", cancelled_at + PERIOD)
+    late = probe.stamped_after(ACTION_TOPIC, cancelled_at + PERIOD)
     assert late == [], f"{len(late)} actions arrived more than one control period after cancel"
 
     stop = probe.call(probe.recorder_stop, SetBool.Request(data=True))
@@ -120,7 +121,7 @@ def test_estop_stops_motion_within_one_control_period(dream_graph):
         # From when the node got the e-stop, by its own publish stamps: delivery delayed by a stalled
         # host is not the node moving late.
         received = logged_at(out, "policy", "e-stop: motion stopped")
-        assert probe.stamped_after("/wx250s/commands/ee_delta", received + PERIOD + 0.05) == []
+        assert probe.stamped_after(ACTION_TOPIC, received + PERIOD + 0.05) == []
         assert not probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction=INSTRUCTION)).accepted
     finally:
         probe.estop_pub.publish(Bool(data=False))  # the later tests need a released e-stop
@@ -136,14 +137,14 @@ def test_heartbeat_loss_stops_motion_and_no_heartbeat_means_no_goal(dream_graph)
     time.sleep(1.0)
     # Heartbeat timeout plus one control period, plus the last heartbeat's 0.1 s spacing,
     # by the policy node's publish stamps.
-    assert probe.stamped_after("/wx250s/commands/ee_delta", lost_at + HEARTBEAT_TIMEOUT + PERIOD + 0.15) == []
+    assert probe.stamped_after(ACTION_TOPIC, lost_at + HEARTBEAT_TIMEOUT + PERIOD + 0.15) == []
     assert not probe.send_goal(probe.run_policy, RunPolicy.Goal(instruction=INSTRUCTION)).accepted
     assert "no operator heartbeat" in node_log(out, "policy")
 
 
 def test_judge_answers_with_a_labelled_verdict(dream_graph):
     probe, _, _ = dream_graph
-    frames = [m for _, m in probe.since("/blue/image_raw", 0)][-9:]
+    frames = [m for _, m in probe.since(IMAGE_TOPIC, 0)][-9:]
     response = probe.call(probe.judge, Judge.Request(instruction=INSTRUCTION, frames=frames))
     assert response.verdict in (Judge.Response.SUCCESS, Judge.Response.FAILURE)
     assert response.judge == "learned" and 0.0 <= response.score <= 1.0 and response.rationale
@@ -183,7 +184,7 @@ def test_malformed_inputs_are_rejected_and_the_nodes_keep_running(dream_graph):
     reset = probe.call(probe.reset_dream, ResetFromImage.Request(task_folder=str(out / "task")))
     assert reset.success, reset.message
     since = time.monotonic()
-    probe.wait_until(lambda: probe.since("/gymnast/policy/status", since), 10, "policy status")
+    probe.wait_until(lambda: probe.since(POLICY_STATUS_TOPIC, since), 10, "policy status")
 
 
 def test_train_in_scene_hands_new_weights_to_the_policy_node(dream_graph):
@@ -197,7 +198,7 @@ def test_train_in_scene_hands_new_weights_to_the_policy_node(dream_graph):
     assert (out / "scene").exists() and result.checkpoint.startswith(str(out / "scene"))
     assert [f.update for f in feedback] == [1] and 0.0 <= result.dream_success_after <= 1.0
     since = time.monotonic()
-    probe.wait_until(lambda: any(m.checkpoint == result.checkpoint for _, m in probe.since("/gymnast/policy/status", since)),
+    probe.wait_until(lambda: any(m.checkpoint == result.checkpoint for _, m in probe.since(POLICY_STATUS_TOPIC, since)),
                      30, "the policy node to report the new checkpoint")
     assert "hot-reloaded" in node_log(out, "policy")
 

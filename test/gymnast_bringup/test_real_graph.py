@@ -11,6 +11,7 @@ import pytest
 from gymnast_bringup.graph import start_graph, stop_graph
 from gymnast_bringup.probe import ProbeRunner
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
+from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC
 from gymnast_core.ros_msgs import chunk_to_msg
 from gymnast_core.video import encode_video
 from gymnast_interfaces.action import RunPolicy
@@ -47,12 +48,12 @@ def real_graph(ros_env, tmp_path_factory):
 
 
 def joints_at(probe, since: float) -> np.ndarray:
-    return np.array(probe.since("/wx250s/joint_states", since)[-1][1].position[:6])
+    return np.array(probe.since(JOINT_STATES_TOPIC, since)[-1][1].position[:6])
 
 
 def test_the_same_policy_node_moves_the_mock_arm(real_graph):
     probe, processes, out = real_graph
-    probe.wait_until(lambda: probe.since("/wx250s/joint_states", 0) and probe.since("/blue/image_raw", 0), STARTUP,
+    probe.wait_until(lambda: probe.since(JOINT_STATES_TOPIC, 0) and probe.since(IMAGE_TOPIC, 0), STARTUP,
                      "joint states and camera images")
     before = joints_at(probe, 0)
     probe.heartbeat_on = True
@@ -65,7 +66,7 @@ def test_the_same_policy_node_moves_the_mock_arm(real_graph):
     time.sleep(0.5)
     moved = np.abs(joints_at(probe, 0) - before).max()
     assert moved > 1e-3, "the mock arm did not move"
-    actions = [m for _, m in probe.since("/wx250s/commands/ee_delta", 0)]
+    actions = [m for _, m in probe.since(ACTION_TOPIC, 0)]
     assert len(actions) == 10 and all(list(m.action_names) == list(BRIDGE_ACTION_SPEC.names) for m in actions)
 
 
@@ -81,5 +82,5 @@ def test_driver_rejects_bad_actions_and_keeps_running(real_graph):
     text = log.read_text()
     assert "do not match" in text and "out of range" in text and "NaN" in text
     since = time.monotonic()
-    probe.wait_until(lambda: probe.since("/wx250s/joint_states", since), 5, "joint states after the bad actions")
+    probe.wait_until(lambda: probe.since(JOINT_STATES_TOPIC, since), 5, "joint states after the bad actions")
     assert processes["widowx_driver"].poll() is None

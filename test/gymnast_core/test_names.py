@@ -37,3 +37,11 @@ def test_config_files_in_src_take_topics_by_remapping_not_by_name():
     found = {f"{path.relative_to(SRC)}: {topic}" for path in SRC.rglob("*") if path.suffix in (".rviz", ".yaml", ".xml", ".urdf")
              for topic in topics if topic in path.read_text()}
     assert not found
+
+
+def test_tests_take_topics_from_the_names_module_too():
+    topics = {value for name, value in vars(names).items() if name.endswith(("_TOPIC", "_ACTION", "_SERVICE"))}
+    tests = SRC.parent / "test"
+    found = [f"{path.relative_to(tests)}:{node.lineno}" for path in tests.rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Constant) and node.value in topics]
+    assert not found
