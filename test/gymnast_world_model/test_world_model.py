@@ -92,13 +92,12 @@ def test_sd3_vae_codec_loads_from_a_locally_saved_tiny_config(tmp_path):
     assert model.num_parameters() == sum(p.numel() for p in model.dynamics.parameters())
 
 
-@pytest.mark.parametrize("trunk,self_forcing,anchor,action_history", [
-    ("conv-unet", 0.0, False, 0), ("conv-unet", 0.25, False, 0), ("conv-unet", 0.25, True, 0), ("conv-unet", 0.5, False, 2),
-    ("dit", 0.0, False, 0)])
-def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing, anchor, action_history):
+@pytest.mark.parametrize("trunk,self_forcing,action_history", [
+    ("conv-unet", 0.0, 0), ("conv-unet", 0.25, 0), ("conv-unet", 0.5, 2), ("dit", 0.0, 0)])
+def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing, action_history):
     torch.manual_seed(0)
     model = WorldModel(TinyConfig(trunk=trunk, patch=4, width=32, depth=1, heads=2, clip_length=4,
-                                  self_forcing=self_forcing, anchor=anchor, action_history=action_history),
+                                  self_forcing=self_forcing, action_history=action_history),
                        toy_dataset.action_spec)
     sampler = ClipSampler(toy_dataset, toy_dataset.entries, model.clip_length, 32, model.clip_padding)
     rng = np.random.default_rng(0)
@@ -117,18 +116,6 @@ def test_tiny_config_trains_and_loss_decreases(toy_dataset, trunk, self_forcing,
         loss.backward()
         optimizer.step()
     assert fixed_loss() < 0.8 * before
-
-
-def test_clip_anchor_is_an_earlier_frame_with_the_summed_actions_since(tmp_path):
-    dataset = moving_square_dataset(tmp_path / "one", episodes=1, steps=12)
-    episode = dataset.load(dataset.entries[0])
-    actions = dataset.action_spec.normalize(episode.actions)
-    clips = ClipSampler(dataset, dataset.entries, 4, 32, max_padding=2).sample(64, np.random.default_rng(0))
-    for frames, anchor, displacement in zip(clips.frames, clips.anchor_frames, clips.displacement):
-        target = next(i for i, f in enumerate(episode.frames) if (f == frames[-1]).all())
-        last_context = next(i for i, f in enumerate(episode.frames) if (f == frames[-2]).all())
-        candidates = [a for a in range(last_context + 1) if (episode.frames[a] == anchor).all()]
-        assert any(np.allclose(actions[a:target].sum(0), displacement, atol=1e-5) for a in candidates)
 
 
 def test_clips_give_no_action_into_the_copies_of_the_first_frame(tmp_path):
@@ -150,8 +137,8 @@ def test_rollout_conditions_on_the_actions_into_its_last_frames(toy_dataset, mon
     state = model.dynamics.start(first)
     seen = []
     action_features = model.dynamics.action_features
-    monkeypatch.setattr(model.dynamics, "action_features", lambda actions, anchor: (
-        seen.append(actions.clone()), action_features(actions, anchor))[1])
+    monkeypatch.setattr(model.dynamics, "action_features", lambda actions: (
+        seen.append(actions.clone()), action_features(actions))[1])
     steps = [torch.full((2, 4), value) for value in (0.1, 0.2, 0.3)]
     for action in steps:
         model.dynamics.next_latent(state, action, steps=1, cfg_scale=1.0)
@@ -172,27 +159,13 @@ def test_checkpoints_from_before_the_action_history_load_without_one():
     assert CpuDefaultConfig().action_history == 2
 
 
-def test_anchored_rollout_sums_the_actions_it_is_given(toy_dataset):
-    model = WorldModel(TinyConfig(anchor=True), toy_dataset.action_spec)
-    first = torch.zeros(2, model.codec.latent_channels, model.codec.latent_size, model.codec.latent_size)
-    state = model.dynamics.start(first)
-    steps = torch.tensor([[0.5, -1.0, 0.0, 1.0], [0.1, 0.2, 0.3, -1.0]])
-    for action in (steps, 2 * steps):
-        model.dynamics.next_latent(state, action, steps=1, cfg_scale=2.0)
-    torch.testing.assert_close(state.anchor.displacement, 3 * steps)
-    with pytest.raises(ValueError, match="anchor"):
-        model.dynamics.sample_next(state.context, steps[:, None], 1, 1.0)
-    with pytest.raises(ValueError, match="conv-unet"):
-        WorldModel(TinyConfig(trunk="dit", anchor=True), toy_dataset.action_spec)
-
-
 def test_self_forcing_trains_on_clips_one_frame_longer(toy_dataset):
     plain = WorldModel(TinyConfig(), toy_dataset.action_spec)
     forced = WorldModel(TinyConfig(self_forcing=0.5), toy_dataset.action_spec)
     assert (plain.clip_length, forced.clip_length) == (plain.config.context + 1, plain.config.context + 2)
     dim = toy_dataset.action_spec.dim
     clips = Clips(np.zeros((2, plain.clip_length, 32, 32, 3), np.uint8), np.zeros((2, plain.clip_length - 1, dim), np.float32),
-                  np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, dim), np.float32), np.zeros(2, np.int64))
+                  np.zeros(2, np.int64))
     with pytest.raises(ValueError, match="clips of 5 frames"):
         forced.loss(clips)
 
@@ -225,6 +198,9 @@ def test_checkpoints_with_a_removed_option_load_only_at_its_one_remaining_value(
     assert decode_config({**saved, "self_forcing_frames": 1}) == TinyConfig()
     with pytest.raises(ValueError, match="self_forcing_frames=2, an option since removed"):
         decode_config({**saved, "self_forcing_frames": 2})
+    assert decode_config({**saved, "anchor": False}) == TinyConfig()
+    with pytest.raises(ValueError, match="anchor=True, an option since removed"):
+        decode_config({**saved, "anchor": True})
     with pytest.raises(ValueError, match="predicts 'flow'"):
         decode_config({**saved, "prediction": "flow"})
 

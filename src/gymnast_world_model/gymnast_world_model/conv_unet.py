@@ -1,8 +1,8 @@
 """The CPU default trunk: a conv U-Net over the last frames that denoises the next frame's residual.
 
-FiLM- and input-plane-conditioned on the last actions and the noise levels; optional
-self-forcing (the last context frame dreamed by the model itself) and anchor (the dream's
-first real frame and the actions since). See dynamics.py for the interface.
+FiLM- and input-plane-conditioned on the last actions and the noise levels, with optional
+self-forcing (the last context frame dreamed by the model itself). See dynamics.py for the
+interface.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gymnast_world_model.diffusion import add_noise, ddim_sample
-from gymnast_world_model.dynamics import Anchor, Dynamics, cfg_batch, cfg_combine, timestep_embedding
+from gymnast_world_model.dynamics import Dynamics, cfg_batch, cfg_combine, timestep_embedding
 
 
 class _FiLMResBlock(nn.Module):
@@ -40,11 +40,6 @@ class _FiLMResBlock(nn.Module):
 class _ConvState:
     context: torch.Tensor  # [B, n, C, h, w], clean latents, oldest first
     history: torch.Tensor  # [B, action_history, A], the actions into the last frames (zeros before the start)
-    anchor: Anchor | None
-
-
-# Displacements sum up to ~40 actions in [-1, 1]; this brings them near the actions' range.
-DISPLACEMENT_SCALE = 10.0
 
 
 class ConvUNetDynamics(Dynamics):
@@ -52,9 +47,8 @@ class ConvUNetDynamics(Dynamics):
                  channels: tuple[int, ...] = (32, 64, 128), cond_dim: int = 128,
                  context_noise: float = 0.05, action_dropout: float = 0.1, residual_scale: float = 8.0,
                  prediction: str = "x0", self_forcing: float = 0.0, self_forcing_steps: int = 4,
-                 anchor: bool = False, action_history: int = 0):
+                 action_history: int = 0):
         super().__init__()
-        self.anchor = anchor
         if not 0 <= action_history < context:
             raise ValueError(f"action_history must be in [0, context - 1] = [0, {context - 1}], got {action_history}")
         # The arm follows an action with a lag (a mocap weld in Meta-World, a position controller on a
@@ -71,17 +65,15 @@ class ConvUNetDynamics(Dynamics):
         self.residual_scale = residual_scale
         self.context_noise, self.action_dropout = context_noise, action_dropout
         self.cond_dim = cond_dim
-        # The action features: the last 1 + action_history actions, and with an anchor the
-        # displacement since it.
-        features = (1 + action_history + anchor) * action_dim
+        # The action features: the last 1 + action_history actions.
+        features = (1 + action_history) * action_dim
         self.action_mlp = nn.Sequential(nn.Linear(features, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         self.null_action = nn.Parameter(torch.zeros(cond_dim))
         # Separate embeddings of the target's and the context's noise levels, concatenated.
         self.time_mlp = nn.Sequential(nn.Linear(2 * cond_dim, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
         # The action also enters as constant input planes, so the first convolution can already
         # place the motion; FiLM alone learned it too slowly on the CPU budget.
-        frames_in = context + 1 + anchor
-        self.stem = nn.Conv2d(latent_channels * frames_in + features, channels[0], 3, padding=1)
+        self.stem = nn.Conv2d(latent_channels * (context + 1) + features, channels[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, width in enumerate(channels):
@@ -96,19 +88,14 @@ class ConvUNetDynamics(Dynamics):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def action_features(self, actions: torch.Tensor, anchor: Anchor | None) -> torch.Tensor:
+    def action_features(self, actions: torch.Tensor) -> torch.Tensor:
         """actions [B, 1 + action_history, A], oldest first; the last moves the last context frame to the next."""
         if actions.shape[1] != 1 + self.action_history:
             raise ValueError(f"expected the last {1 + self.action_history} actions, got {actions.shape[1]}")
-        features = actions.flatten(1)
-        if not self.anchor:
-            return features
-        if anchor is None:
-            raise ValueError("this model was trained with anchor=True and needs the dream's first frame and displacement")
-        return torch.cat([features, anchor.displacement / DISPLACEMENT_SCALE], dim=-1)
+        return actions.flatten(1)
 
     def forward(self, noisy: torch.Tensor, context: torch.Tensor, t: torch.Tensor, context_t: torch.Tensor,
-                actions: torch.Tensor, drop: torch.Tensor, anchor_latent: torch.Tensor | None = None) -> torch.Tensor:
+                actions: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
         """Prediction (v or x0) for the scaled residual (next - last context frame).
 
         noisy [B,C,h,w], context [B,n,C,h,w], actions: `action_features` [B, F]; dropped with `drop`.
@@ -118,8 +105,7 @@ class ConvUNetDynamics(Dynamics):
                                              timestep_embedding(context_t, self.cond_dim).mean(1)], dim=-1))
         cond = F.silu(action_emb + noise_emb)
         planes = torch.where(drop[:, None], torch.zeros_like(actions), actions)[:, :, None, None].expand(-1, -1, *noisy.shape[-2:])
-        frames = [context.flatten(1, 2), noisy] + ([anchor_latent] if self.anchor else [])
-        x = self.stem(torch.cat([*frames, planes.to(noisy.dtype)], dim=1))
+        x = self.stem(torch.cat([context.flatten(1, 2), noisy, planes.to(noisy.dtype)], dim=1))
         skips = []
         for block, down in zip(self.down, self.downsample):
             x = block(x, cond)
@@ -132,7 +118,7 @@ class ConvUNetDynamics(Dynamics):
             x = block(torch.cat([x, skip], dim=1), cond)
         return self.out(F.silu(self.out_norm(x)))
 
-    def loss(self, latents, actions, drop, anchor=None, padding=None):
+    def loss(self, latents, actions, drop, padding=None):
         n, k, h, batch = self.context, self.forced_frames, self.action_history, latents.shape[0]
         length = n + 1 + k
         if latents.shape[1] != length:
@@ -144,16 +130,12 @@ class ConvUNetDynamics(Dynamics):
             # A rollout's first frame is real, never dreamed: keep it where it would be the first dreamed one.
             forced &= padding < n
         if forced.any():
-            # Self-forcing: the last k context frames of the forced clips are what a rollout would
-            # have dreamed there, each from the ones before, so the target teaches the model to
-            # correct its own (compounded) errors.
+            # Self-forcing: the last context frame of the forced clips is what a rollout would have
+            # dreamed there from the frames before, so the target teaches the model to correct its
+            # own errors.
             frames = latents[forced].clone()
             with torch.no_grad():
-                for position in range(n, n + k):
-                    before = None if anchor is None else Anchor(
-                        anchor.latent[forced], anchor.displacement[forced] - actions[forced, position:].sum(1))
-                    frames[:, position] = self.sample_next(frames[:, position - n:position], actions[forced, position - 1 - h:position],
-                                                           self.self_forcing_steps, 1.0, anchor=before)
+                frames[:, n] = self.sample_next(frames[:, :n], actions[forced, n - 1 - h:n], self.self_forcing_steps, 1.0)
             context = context.clone()
             context[forced] = frames[:, -n - 1:-1]
         # Diffusion forcing on the context: each context frame gets its own small noise level.
@@ -162,38 +144,33 @@ class ConvUNetDynamics(Dynamics):
         t = torch.rand(batch, device=latents.device)
         noise = torch.randn_like(target)
         x_t, goal = add_noise((target - context[:, -1]) * self.residual_scale, t, noise, self.prediction)
-        output = self(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1 - h:], anchor), drop,
-                      None if anchor is None else anchor.latent)
+        output = self(x_t, noisy_context, t, context_t, self.action_features(actions[:, -1 - h:]), drop)
         return F.mse_loss(output.float(), goal.float())
 
     def start(self, first, window=0, generator=None):
-        anchor = Anchor(first, torch.zeros(first.shape[0], self.action_dim, device=first.device)) if self.anchor else None
         history = torch.zeros(first.shape[0], self.action_history, self.action_dim, device=first.device)
-        return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone(), history, anchor)
+        return _ConvState(first[:, None].expand(-1, self.context, -1, -1, -1).clone(), history)
 
     @torch.no_grad()
     def sample_next(self, context: torch.Tensor, actions: torch.Tensor, steps: int, cfg_scale: float,
-                    generator: torch.Generator | None = None, anchor: Anchor | None = None) -> torch.Tensor:
+                    generator: torch.Generator | None = None) -> torch.Tensor:
         """The next latent [B, C, h, w] after clean context [B, n, C, h, w] and the last actions [B, 1 + action_history, A]."""
         last = context[:, -1]
         context = self._renoise(context.flatten(0, 1), generator).view_as(context)
         context_t = torch.full(context.shape[:2], self.context_noise, device=context.device)
-        actions_in, drop = cfg_batch(self.action_features(actions, anchor), cfg_scale)
+        actions_in, drop = cfg_batch(self.action_features(actions), cfg_scale)
         double = (lambda x: torch.cat([x, x])) if cfg_scale != 1.0 else (lambda x: x)  # noqa: E731
-        anchor_latent = None if anchor is None else double(anchor.latent)
 
         def velocity(x, t):
-            v = self(double(x), double(context), double(t), double(context_t), actions_in, drop, anchor_latent)
+            v = self(double(x), double(context), double(t), double(context_t), actions_in, drop)
             return cfg_combine(v, cfg_scale)
 
         noise = torch.randn(last.shape, generator=generator, device=context.device)
         return last + ddim_sample(velocity, noise, steps, self.prediction) / self.residual_scale
 
     def next_latent(self, state: _ConvState, actions, steps, cfg_scale, generator=None):
-        if state.anchor is not None:
-            state.anchor.displacement = state.anchor.displacement + actions
         recent = torch.cat([state.history, actions[:, None]], dim=1)
-        latent = self.sample_next(state.context, recent, steps, cfg_scale, generator, state.anchor)
+        latent = self.sample_next(state.context, recent, steps, cfg_scale, generator)
         state.context = torch.cat([state.context[:, 1:], latent[:, None]], dim=1)
         state.history = recent[:, 1:]
         return latent

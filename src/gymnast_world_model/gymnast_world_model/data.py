@@ -25,17 +25,10 @@ def split_entries(dataset: EpisodeDataset, holdout_fraction: float) -> tuple[lis
 
 @dataclass
 class Clips:
-    """A training batch: clips plus, for each, an earlier real frame of its episode.
-
-    The anchor is where a dream would have started; `displacement` sums the actions taken since
-    it (up to the clip's last frame), so the model can place the arm relative to a clean frame
-    instead of only relative to its own, drifting, last few frames.
-    """
+    """A training batch of clips."""
 
     frames: np.ndarray  # uint8 [B, L, H, W, 3]
     actions: np.ndarray  # normalised [B, L-1, A]; action t moves frame t to t+1
-    anchor_frames: np.ndarray  # uint8 [B, H, W, 3]
-    displacement: np.ndarray  # [B, A], sum of normalised actions from the anchor to the last frame
     padding: np.ndarray  # int [B], leading frames that are copies of the episode's first (before it starts)
 
 
@@ -56,7 +49,7 @@ class ClipSampler:
             raise ValueError(f"episodes shorter than the clip length {clip_length}: {too_short[:3]}")
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Clips:
-        frames, actions, anchors, displacement, padding = [], [], [], [], []
+        frames, actions, padding = [], [], []
         for i in rng.integers(0, len(self.frames), batch_size):
             steps = len(self.actions[i])
             start = int(rng.integers(-self.max_padding, steps + 2 - self.clip_length))
@@ -67,9 +60,5 @@ class ClipSampler:
             # Copies of the first frame were reached by no action (a rollout starts with zeros too).
             clip_actions[index[1:] == 0] = 0.0
             actions.append(clip_actions)
-            anchor = int(rng.integers(0, index[-2] + 1))
-            anchors.append(self.frames[i][anchor])
-            displacement.append(self.actions[i][anchor:index[-1]].sum(axis=0))
             padding.append(max(0, -start))
-        return Clips(np.stack(frames), np.stack(actions), np.stack(anchors), np.stack(displacement).astype(np.float32),
-                     np.array(padding))
+        return Clips(np.stack(frames), np.stack(actions), np.array(padding))

@@ -156,9 +156,7 @@ class SpatioTemporalDiT(Dynamics):
         """[B, L-1, A] actions between frames -> [B, L, A] action into each frame (zeros into frame 0)."""
         return torch.cat([torch.zeros_like(actions[:, :1]), actions], dim=1)
 
-    def loss(self, latents, actions, drop, anchor=None, padding=None):
-        if anchor is not None:
-            raise ValueError("the DiT takes no anchor: its temporal attention sees the whole window")
+    def loss(self, latents, actions, drop, padding=None):
         batch, length = latents.shape[:2]
         t = torch.rand(batch, length, device=latents.device)
         x_t, goal = add_noise(latents, t, torch.randn_like(latents), self.prediction)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,14 +36,6 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-@dataclass
-class Anchor:
-    """The real frame a dream started from and the actions taken since (conv trunk, `anchor=True`)."""
-
-    latent: torch.Tensor  # [B, C, h, w]
-    displacement: torch.Tensor  # [B, A], sum of normalised actions up to the frame being predicted
-
-
 class Dynamics(nn.Module, ABC):
     """A next-frame latent model trained by denoising (v or x0 target) and sampled with DDIM."""
 
@@ -53,7 +44,7 @@ class Dynamics(nn.Module, ABC):
 
     @abstractmethod
     def loss(self, latents: torch.Tensor, actions: torch.Tensor, drop: torch.Tensor,
-             anchor: Anchor | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
+             padding: torch.Tensor | None = None) -> torch.Tensor:
         """latents [B, L, C, h, w], actions [B, L-1, A] (action t moves frame t to t+1), drop [B];
         padding [B]: leading frames of each clip that are copies of its episode's first frame."""
 

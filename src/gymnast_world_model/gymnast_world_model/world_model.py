@@ -18,7 +18,7 @@ from gymnast_world_model.codec import FrameCodec, PixelUnshuffleCodec, SD3VAECod
 from gymnast_world_model.data import Clips
 from gymnast_world_model.conv_unet import ConvUNetDynamics
 from gymnast_world_model.dit import SpatioTemporalDiT
-from gymnast_world_model.dynamics import Anchor, Dynamics
+from gymnast_world_model.dynamics import Dynamics
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,6 @@ class WorldModelConfig(draccus.ChoiceRegistry):
     self_forcing_steps: int = 4
     # Network target: 'x0' or 'v'; see diffusion.py.
     prediction: str = "x0"
-    # conv-unet: also condition on the dream's first (real) frame and the sum of the actions
-    # since it, so long rollouts can re-read the scene and the arm's offset from a clean frame.
-    anchor: bool = False
     # conv-unet: also condition on the actions into the last `action_history` frames (at most
     # context - 1): the arm lags its commands, so they shape the next motion.
     action_history: int = 0
@@ -124,7 +121,7 @@ def encode_config(config: WorldModelConfig) -> dict[str, Any]:
 
 
 # Options removed since (they measured worse; docs/history.md) and the one value each still means.
-REMOVED_OPTIONS = {"self_forcing_frames": 1}
+REMOVED_OPTIONS = {"self_forcing_frames": 1, "anchor": False}
 
 
 def decode_config(data: dict[str, Any]) -> WorldModelConfig:
@@ -167,11 +164,10 @@ class WorldModel(nn.Module):
                 context_noise=config.context_noise, action_dropout=config.action_dropout,
                 residual_scale=config.residual_scale, prediction=config.prediction,
                 self_forcing=config.self_forcing, self_forcing_steps=config.self_forcing_steps,
-                anchor=config.anchor,
                 action_history=config.action_history)
         elif config.trunk == "dit":
-            if config.anchor or config.action_history:
-                raise ValueError("anchor and action_history are for the conv-unet trunk; the DiT attends over its whole "
+            if config.action_history:
+                raise ValueError("action_history is for the conv-unet trunk; the DiT attends over its whole "
                                  "window, with the action into each frame")
             self.dynamics = SpatioTemporalDiT(
                 channels, size, action_spec.dim, config.patch, config.width, config.depth, config.heads,
@@ -205,11 +201,7 @@ class WorldModel(nn.Module):
         batch, length = frames.shape[:2]
         latents = self.codec.encode(frames.flatten(0, 1)).unflatten(0, (batch, length))
         drop = torch.rand(batch, device=latents.device) < self.config.action_dropout
-        anchor = None
-        if self.config.anchor:
-            anchor = Anchor(self.codec.encode(torch.from_numpy(clips.anchor_frames).to(device)),
-                            torch.from_numpy(clips.displacement).to(device))
-        return self.dynamics.loss(latents, torch.from_numpy(clips.actions).to(device), drop, anchor,
+        return self.dynamics.loss(latents, torch.from_numpy(clips.actions).to(device), drop,
                                   torch.from_numpy(clips.padding).to(device))
 
     def num_parameters(self) -> int:
