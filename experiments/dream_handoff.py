@@ -1,7 +1,7 @@
 """Where in a rollout does a world model lose fidelity? Dream the first m steps with one model
 and the rest with another, and score open loop like `gymnast eval-world-model` (CFG 2 by default).
 
-This located the self-forced model's k = 1 loss at a rollout's first step (docs/world_model,
+This located the self-forced model's k = 1 loss at a rollout's first step (docs/history.md,
 "The self-forced model's first step"). Both models must share the codec and the conv trunk's
 context (the rollout state is handed from one to the other).
 

@@ -1,7 +1,7 @@
 """Average the P(success) of several learned judges on `gymnast judge-eval`'s cached test sets,
 for every combination of them, and print accuracy / false-positive rate per test set.
 
-It gave docs/judge/report.md's ensemble line. Choosing members by these numbers grades the
+It gave the ensemble line of docs/history.md (judge: reach). Choosing members by these numbers grades the
 ensemble on its own test sets, so it screens ideas; it does not select a judge to ship.
 
 Usage: .venv/bin/python experiments/judge_ensemble.py --videos outputs/exp/judge-eval-videos-v2

@@ -6,7 +6,7 @@ the instruction, and outputs P(success). With `per_frame`, the CNN scores each f
 maximum over frames: the reality's success flag latches (a reach that touches the goal once and
 drifts away counts), so success at any frame is what the label means.
 
-It is trained by `gymnast train-judge` (train_judge.py) on real episodes, dreamed replays of real
+It is trained by `gymnast train-judge` (gymnast_pipelines.train_judge) on real episodes, dreamed replays of real
 episodes labelled with the real outcome, and the current policy's own rollouts (its near-misses),
 because a judge that never saw those is easy to fool.
 """
