@@ -17,7 +17,9 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Empty
 from std_srvs.srv import SetBool, Trigger
 
-from gymnast_core.names import ACTION_CHUNK_TOPIC, ACTION_TOPIC, DREAM_RESET_SERVICE, ESTOP_TOPIC, HEARTBEAT_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC, JUDGE_SERVICE, POLICY_STATUS_TOPIC, RUN_POLICY_ACTION, TRAIN_IN_SCENE_ACTION
+from gymnast_core.names import (ACTION_CHUNK_TOPIC, ACTION_TOPIC, DREAM_RESET_SERVICE, ESTOP_TOPIC, HEARTBEAT_TOPIC,
+                                IMAGE_TOPIC, JOINT_STATES_TOPIC, JUDGE_SERVICE, POLICY_STATUS_TOPIC, RUN_POLICY_ACTION,
+                                TRAIN_IN_SCENE_ACTION)
 from gymnast_core.ros_env import loopback_ros_env
 from gymnast_interfaces.action import RunPolicy, TrainInScene
 from gymnast_interfaces.msg import ActionChunk, PolicyStatus

@@ -1,4 +1,5 @@
-"""Names that commands, nodes and tests share: the Bridge topics and the blocks of initial-state seeds.
+"""Names that commands, nodes and tests share: topics, actions and services, the blocks of
+initial-state seeds, and the default and shipped paths.
 
 Initial states come from seeds. The 'eval' split's seeds start at EVAL_SEED_OFFSET; within a
 split, each purpose draws from its own block, so no two purposes share an initial state.

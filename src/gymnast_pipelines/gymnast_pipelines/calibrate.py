@@ -178,8 +178,8 @@ def judge_test_sets(config: JudgeEvalConfig) -> dict[str, LabelledVideos]:
     else:
         sets = gather_test_sets(config)
         if cache:
+            cache.mkdir(parents=True, exist_ok=True)
             for name, videos in sets.items():
-                cache.mkdir(parents=True, exist_ok=True)
                 videos.save(cache / f"{name}.npz")
     for folder in map(Path, config.pool_with):
         if not (folder / f"{REAL}.npz").exists():

@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gymnast_core.names import DATA, JUDGE, SFT_POLICY
 from gymnast_core.atomic import atomic_open
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.envs.metaworld_env import RealityConfig
+from gymnast_core.names import DATA, JUDGE, SFT_POLICY
 from gymnast_world_model.data import split_entries
 from gymnast_world_model.dream_env import DreamConfig, dream_replay
 from gymnast_reward.learned_judge import LearnedJudge, LearnedJudgeConfig, load_learned_judge, save_learned_judge

@@ -17,7 +17,8 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from gymnast_core.names import IMAGE_TOPIC, POLICY_CHECKPOINT_TOPIC, SCENE_TRAINING, SHIPPED_JUDGE, SHIPPED_POLICY, SHIPPED_WORLD_MODEL, TRAIN_IN_SCENE_ACTION
+from gymnast_core.names import (IMAGE_TOPIC, POLICY_CHECKPOINT_TOPIC, SCENE_TRAINING, SHIPPED_JUDGE, SHIPPED_POLICY,
+                                SHIPPED_WORLD_MODEL, TRAIN_IN_SCENE_ACTION)
 from gymnast_core.ros_msgs import MessageError, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.task import Task

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gymnast_core.names import OUTPUTS, SFT_POLICY
 from gymnast_core.atomic import write_json
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset
 from gymnast_core.episode import Episode
 from gymnast_core.envs.metaworld_env import MetaWorldEnv, RealityConfig, initial_states
+from gymnast_core.names import OUTPUTS, SFT_POLICY
 from gymnast_core.task import Task
 from gymnast_core.video import resize_frames, save_gif
 from gymnast_policy.checkpoint import load_policy

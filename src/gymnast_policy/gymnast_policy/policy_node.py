@@ -22,7 +22,8 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Empty, String
 
-from gymnast_core.names import ACTION_CHUNK_TOPIC, ACTION_TOPIC, ESTOP_TOPIC, HEARTBEAT_TOPIC, IMAGE_TOPIC, POLICY_CHECKPOINT_TOPIC, POLICY_STATUS_TOPIC, RUN_POLICY_ACTION, SHIPPED_POLICY
+from gymnast_core.names import (ACTION_CHUNK_TOPIC, ACTION_TOPIC, ESTOP_TOPIC, HEARTBEAT_TOPIC, IMAGE_TOPIC,
+                                POLICY_CHECKPOINT_TOPIC, POLICY_STATUS_TOPIC, RUN_POLICY_ACTION, SHIPPED_POLICY)
 from gymnast_core.ros_msgs import MessageError, chunk_to_msg, image_to_array
 from gymnast_core.ros_node import declare_config, spin_node
 from gymnast_core.video import resize_frames

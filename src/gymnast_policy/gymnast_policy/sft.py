@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from gymnast_core.names import DATA, SFT_POLICY
 from gymnast_core.config_checks import at_least
 from gymnast_core.dataset import EpisodeDataset, IndexEntry
 from gymnast_core.episode import Episode
+from gymnast_core.names import DATA, SFT_POLICY
 from gymnast_core.resume import record_config, rewind_rows
 from gymnast_core.torch_files import load_torch, save_torch
 from gymnast_core.video import resize_frames

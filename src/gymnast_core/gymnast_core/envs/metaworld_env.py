@@ -95,8 +95,6 @@ METAWORLD_ACTION_SPEC = ActionSpec(
     control_hz=5.0,
 )
 
-# Seeds of training and evaluation initial states never overlap.
-
 
 @dataclass(frozen=True)
 class CameraConfig:
@@ -154,6 +152,7 @@ def initial_states(task_name: str, split: str, count: int, start: int = 0) -> li
     """Tasks for seeded initial states; 'train' and 'eval' seeds are disjoint."""
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")
+    # Seeds of training and evaluation initial states never overlap.
     offset = EVAL_SEED_OFFSET if split == "eval" else 0
     return [
         Task(instruction_for(task_name), env_state={"suite": "metaworld", "task": task_name, "seed": offset + i})
