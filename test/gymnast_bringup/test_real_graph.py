@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from gymnast_bringup.graph import start_graph, stop_graph
 from gymnast_bringup.probe import ProbeRunner
@@ -26,8 +27,12 @@ HEARTBEAT_TIMEOUT = 2.0  # as in test_graph.py: this process can stall longer th
 @pytest.fixture(scope="module")
 def real_graph(ros_env, tmp_path_factory):
     out = tmp_path_factory.mktemp("real_graph")
-    # A Bridge policy (7-D end-effector deltas); random weights act inside the spec's bounds.
+    # A Bridge policy (7-D end-effector deltas) with random weights. Its actions span 0.3 of the
+    # spec's motion bounds: from the start pose, a full-scale delta can leave the wrist past its
+    # joint limit, so IK holds position and the arm rightly does not move.
     bounds = np.array([BRIDGE_ACTION_SPEC.low, BRIDGE_ACTION_SPEC.high])
+    bounds[:, :6] *= 0.3
+    torch.manual_seed(0)
     spec = BRIDGE_ACTION_SPEC.with_stats(NormStats.from_actions(bounds))
     policy = save_policy(CompactVLA(CompactVLAConfig(width=32, depth=1, heads=2, vision_channels=(8, 16)), spec),
                          out / "bridge_policy")
