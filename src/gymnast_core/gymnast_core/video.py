@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import imageio.v3 as iio
@@ -30,12 +32,24 @@ def decode_video(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(frames), np.asarray(times)
 
 
+@contextmanager
+def _scheduling_kept() -> Iterator[None]:
+    """Restore the calling thread's scheduling policy: run as root, SVT-AV1 (libsvtav1) leaves it
+    SCHED_FIFO 99, and every process started from it afterwards inherits that and can starve the CPU."""
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy or os.sched_getparam(0) != param:
+            os.sched_setscheduler(0, policy, param)
+
+
 def encode_video(path: str | Path, frames: np.ndarray, fps: float, codec: str = "h264") -> None:
     """Write uint8 [N, H, W, 3] RGB frames as an MP4 (even sizes required by yuv420p)."""
     import av
 
     path = Path(path)
-    with atomic_open(path, "wb") as handle:
+    with _scheduling_kept(), atomic_open(path, "wb") as handle:
         with av.open(handle, mode="w", format="mp4") as container:
             stream = container.add_stream(codec, rate=int(round(fps)))
             stream.width, stream.height = frames.shape[2], frames.shape[1]
