@@ -13,6 +13,8 @@ from gymnast_bringup.graph import start_graph, stop_graph
 from gymnast_bringup.probe import ProbeRunner
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
 from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC
+from rclpy.duration import Duration
+from std_msgs.msg import Bool
 from gymnast_core.ros_msgs import chunk_to_msg
 from gymnast_core.video import encode_video
 from gymnast_interfaces.action import RunPolicy
@@ -21,7 +23,9 @@ from gymnast_policy.compact_vla import CompactVLA, CompactVLAConfig
 
 pytestmark = pytest.mark.ros
 STARTUP = 120.0
-HEARTBEAT_TIMEOUT = 2.0  # as in test_graph.py: this process can stall longer than a robot's 0.5 s
+# As in test_graph.py: these processes can stall longer than a robot's 0.5 s heartbeat timeout
+# and action age; a fresh command is still one stamped within this of its due time.
+STALL_TOLERANCE = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def real_graph(ros_env, tmp_path_factory):
         processes = start_graph("real", env=ros_env, log_dir=out / "logs", args=[
             f"camera.device:={out / 'camera.mp4'}", "camera.width:=128", "camera.height:=96", "camera.fps:=15.0",
             "widowx_driver.backend:=mock", f"policy.checkpoint:={policy}", f"recorder.out:={out / 'episodes'}",
-            f"policy.heartbeat_timeout:={HEARTBEAT_TIMEOUT}"])
+            f"policy.heartbeat_timeout:={STALL_TOLERANCE}", f"widowx_driver.max_action_age:={STALL_TOLERANCE}"])
         try:
             with ProbeRunner() as probe:
                 yield probe, processes, out
@@ -89,3 +93,36 @@ def test_driver_rejects_bad_actions_and_keeps_running(real_graph):
     since = time.monotonic()
     probe.wait_until(lambda: probe.since(JOINT_STATES_TOPIC, since), 5, "joint states after the bad actions")
     assert processes["widowx_driver"].poll() is None
+
+
+def test_the_driver_moves_only_on_fresh_commands_and_never_under_e_stop(real_graph):
+    probe, processes, out = real_graph
+    log = out / "logs" / "widowx_driver.log"
+    step = np.array([0.01, 0, 0, 0, 0, 0, 1])
+    now = probe.get_clock().now()
+
+    def settled_joints() -> np.ndarray:
+        time.sleep(1.0)  # past the driver's next ticks and the mock arm's motion
+        return joints_at(probe, 0)
+
+    def publish(stamp) -> None:
+        probe.action_pub.publish(chunk_to_msg(step, BRIDGE_ACTION_SPEC.names, 0.2, stamp.to_msg()))
+
+    before = settled_joints()
+    publish(now - Duration(seconds=10 * STALL_TOLERANCE))
+    probe.action_pub.publish(chunk_to_msg(step, BRIDGE_ACTION_SPEC.names, 0.2))
+    probe.wait_until(lambda: "stale command" in log.read_text() and "unstamped" in log.read_text(), 10,
+                     "the driver refusing a stale and an unstamped action")
+    np.testing.assert_array_equal(settled_joints(), before)
+
+    probe.wait_until(lambda: probe.estop_pub.get_subscription_count() >= 2, 10, "the driver's e-stop subscription")
+    probe.estop_pub.publish(Bool(data=True))
+    probe.wait_until(lambda: "e-stop:" in log.read_text(), 10, "the driver taking the e-stop")
+    publish(probe.get_clock().now())
+    probe.wait_until(lambda: "the e-stop is engaged" in log.read_text(), 10, "the driver refusing under e-stop")
+    np.testing.assert_array_equal(settled_joints(), before)
+
+    probe.estop_pub.publish(Bool(data=False))
+    probe.wait_until(lambda: "e-stop released" in log.read_text(), 10, "the driver releasing the e-stop")
+    publish(probe.get_clock().now())
+    assert np.abs(settled_joints() - before).max() > 1e-3, "a fresh action after the release did not move the arm"
