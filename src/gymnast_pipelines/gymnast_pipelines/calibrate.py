@@ -30,6 +30,7 @@ from gymnast_core.envs.metaworld_env import RealityConfig, instruction_for
 from gymnast_core.names import JUDGE_TEST_SEEDS, OUTPUTS, SFT_POLICY
 from gymnast_core.protocols import Judge, Verdict
 from gymnast_world_model.dream_env import DreamConfig
+from gymnast_policy.evaluate import standard_error
 from gymnast_reward.judges import JudgeConfig, make_judge
 from gymnast_pipelines.train_judge import JUMP_TO_GOAL as JUMP, LabelledVideos, dreamed, jump_cut_videos, load_real
 
@@ -83,21 +84,18 @@ class JudgeEvalConfig:
             yield "first_state", f"the test set must fit in the {SOURCE_STRIDE} states of each source's block"
 
 
-def binomial_se(successes: int, trials: int) -> float:
-    return float(np.sqrt(successes / trials * (1 - successes / trials) / trials)) if trials else float("nan")
-
-
 def binary_metrics(labels: np.ndarray, predicted: np.ndarray, known: np.ndarray) -> dict:
     """Accuracy, TPR, FPR with binomial standard errors, and the confusion matrix, over the known
     verdicts; unknowns counted apart. A rate with nothing to count is NaN."""
     y, p = labels[known].astype(bool), predicted[known].astype(bool)
     tp, fp = int((y & p).sum()), int((~y & p).sum())
     tn, fn = int((~y & ~p).sum()), int((y & ~p).sum())
-    rate = lambda a, b: a / (a + b) if a + b else float("nan")  # noqa: E731
-    return {"n": int(len(labels)), "positives": int(labels.sum()), "unknown": int((~known).sum()),
-            "accuracy": rate(tp + tn, fp + fn), "accuracy_se": binomial_se(tp + tn, tp + tn + fp + fn),
-            "tpr": rate(tp, fn), "tpr_se": binomial_se(tp, tp + fn), "fpr": rate(fp, tn), "fpr_se": binomial_se(fp, fp + tn),
-            "confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
+    rates = {"accuracy": (tp + tn, fp + fn), "tpr": (tp, fn), "fpr": (fp, tn)}
+    metrics = {"n": int(len(labels)), "positives": int(labels.sum()), "unknown": int((~known).sum())}
+    for name, (hits, misses) in rates.items():
+        value = hits / (hits + misses) if hits + misses else float("nan")
+        metrics |= {name: value, f"{name}_se": standard_error(value, hits + misses)}
+    return metrics | {"confusion": {"tn": tn, "fp": fp, "fn": fn, "tp": tp}}
 
 
 def metrics_by(keys: list[str], labels: np.ndarray, predicted: np.ndarray, known: np.ndarray) -> dict[str, dict]:
