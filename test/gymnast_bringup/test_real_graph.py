@@ -3,14 +3,16 @@ in the dream drives the WidowX driver, and the arm moves."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from gymnast_bringup.graph import start_graph, stop_graph
-from gymnast_bringup.probe import ProbeRunner
+from gymnast_bringup.graph import GRAPHS, default_params_file, node_command, start_graph, stop_graph
+from gymnast_bringup.probe import GraphProbe, ProbeRunner
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
 from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC
 from rclpy.duration import Duration
@@ -126,3 +128,23 @@ def test_the_driver_moves_only_on_fresh_commands_and_never_under_e_stop(real_gra
     probe.wait_until(lambda: "e-stop released" in log.read_text(), 10, "the driver releasing the e-stop")
     publish(probe.get_clock().now())
     assert np.abs(settled_joints() - before).max() > 1e-3, "a fresh action after the release did not move the arm"
+
+
+def test_a_repeated_ctrl_c_still_turns_the_torque_off(ros_env, tmp_path):
+    """Ctrl-C reaches a node from the terminal and again from the launcher: clean-up must finish."""
+    driver = next(node for nodes in GRAPHS.values() for node in nodes if node.name == "widowx_driver")
+    log = tmp_path / "widowx_driver.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(node_command(driver, default_params_file(), {"backend": "mock"}), env=ros_env,
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        GraphProbe.wait_until(lambda: "mock backend" in log.read_text(), STARTUP, "the driver to start")
+        for _ in range(10):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.01)
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert "torque off" in text and "Traceback" not in text, text

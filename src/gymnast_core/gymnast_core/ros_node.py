@@ -8,6 +8,7 @@ name (nav2 style) and `gymnast <command> --field value` describe the same thing.
 from __future__ import annotations
 
 import dataclasses
+import signal
 import sys
 import typing
 from typing import Any, Callable, TypeVar
@@ -73,6 +74,9 @@ def spin_node(make_node: Callable[[], Node], args: list[str] | None = None, thre
         print(f"{make_node.__qualname__}: {exc}", file=sys.stderr)
         raise SystemExit(1) from exc
     finally:
+        # Ctrl-C reaches a node twice, from the terminal and from `ros2 launch` (or `gymnast
+        # launch`) passing it on: the second must not cut the clean-up (torque off) short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             close = getattr(node, "close", None)
             if close is not None:
