@@ -10,13 +10,13 @@ import time
 import numpy as np
 import pytest
 import torch
+from rclpy.duration import Duration
+from std_msgs.msg import Bool
 
-from gymnast_bringup.graph import GRAPHS, default_params_file, node_command, start_graph, stop_graph
+from gymnast_bringup.graph import default_params_file, graph_nodes, node_command, start_graph, stop_graph
 from gymnast_bringup.probe import GraphProbe, ProbeRunner
 from gymnast_core.action_spec import BRIDGE_ACTION_SPEC, NormStats
 from gymnast_core.names import ACTION_TOPIC, IMAGE_TOPIC, JOINT_STATES_TOPIC
-from rclpy.duration import Duration
-from std_msgs.msg import Bool
 from gymnast_core.ros_msgs import chunk_to_msg
 from gymnast_core.video import encode_video
 from gymnast_interfaces.action import RunPolicy
@@ -132,7 +132,7 @@ def test_the_driver_moves_only_on_fresh_commands_and_never_under_e_stop(real_gra
 
 def test_a_repeated_ctrl_c_still_turns_the_torque_off(ros_env, tmp_path):
     """Ctrl-C reaches a node from the terminal and again from the launcher: clean-up must finish."""
-    driver = next(node for nodes in GRAPHS.values() for node in nodes if node.name == "widowx_driver")
+    driver = next(node for node in graph_nodes("real") if node.name == "widowx_driver")
     log = tmp_path / "widowx_driver.log"
     with log.open("w") as output:
         process = subprocess.Popen(node_command(driver, default_params_file(), {"backend": "mock"}), env=ros_env,
